@@ -1,0 +1,100 @@
+//! Oneo's REST API: objects, fields and records of a workspace, written to PostgreSQL.
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! use oneo_api::{Application, config::{DatabaseConfig, HttpConfig}};
+//! let db = DatabaseConfig { database_url: "postgres://postgres@127.0.0.1/oneo".into(), db_max_connections: 10 };
+//! let http = HttpConfig { http_addr: "127.0.0.1:0".parse()?, request_timeout_secs: 30 };
+//! let app = Application::build(&db, &http).await?;
+//! println!("listening on {}", app.local_addr());
+//! app.run_until_stopped(tokio_util::sync::CancellationToken::new()).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod openapi;
+mod routes;
+
+use std::net::SocketAddr;
+
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use routes::app;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+}
+
+/// The REST server, bound and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    http: config::HttpConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("can't connect to PostgreSQL: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("can't apply migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("can't listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl Application {
+    /// Connects, migrates and binds the listener (port 0 picks a free port).
+    pub async fn build(
+        db_cfg: &config::DatabaseConfig,
+        http: &config::HttpConfig,
+    ) -> Result<Self, StartError> {
+        let pool = db::connect(db_cfg).await?;
+        db::migrate(&pool).await?;
+        let listener =
+            TcpListener::bind(http.http_addr)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: http.http_addr,
+                    source,
+                })?;
+        Ok(Self {
+            listener,
+            state: AppState { pool },
+            http: http.clone(),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.http.http_addr)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.state.pool
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting, lets requests in flight
+    /// finish, and closes the pool.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let pool = self.state.pool.clone();
+        let router =
+            routes::app(self.state).layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                self.http.request_timeout(),
+            ));
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await?;
+        pool.close().await;
+        Ok(())
+    }
+}

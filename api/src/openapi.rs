@@ -1,0 +1,41 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{health, keys, objects, records};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Oneo", description = "Analytics-first CRM data platform: objects, fields and records. Every /v1 call needs `Authorization: Bearer <api key>`. Errors are `{\"error\": {\"code\", \"message\", \"details\"}}`; writes return `Oneo-Lsn`."),
+    paths(
+        health::healthz, health::readyz, health::openapi,
+        objects::list, objects::create, objects::get, objects::update, objects::delete,
+        objects::add_field, objects::update_field, objects::delete_field,
+        records::list, records::create, records::get, records::update, records::delete, records::bulk,
+        keys::list, keys::create, keys::revoke,
+    ),
+    modifiers(&BearerKey)
+)]
+struct ApiDoc;
+
+struct BearerKey;
+
+impl Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("a workspace API key"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

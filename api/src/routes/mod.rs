@@ -1,0 +1,89 @@
+pub(crate) mod health;
+pub(crate) mod keys;
+pub(crate) mod objects;
+pub(crate) mod records;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use axum::{Json, Router, middleware};
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::{AppState, auth};
+
+/// Bulk bodies of 10,000 records need room; everything else is small.
+const BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The whole HTTP surface as a function of state, so tests drive it in process.
+pub fn app(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/v1/objects", get(objects::list).post(objects::create))
+        .route(
+            "/v1/objects/{object}",
+            get(objects::get)
+                .patch(objects::update)
+                .delete(objects::delete),
+        )
+        .route("/v1/objects/{object}/fields", post(objects::add_field))
+        .route(
+            "/v1/objects/{object}/fields/{field}",
+            patch(objects::update_field).delete(objects::delete_field),
+        )
+        .route(
+            "/v1/records/{object}",
+            get(records::list).post(records::create),
+        )
+        .route("/v1/records/{object}/bulk", post(records::bulk))
+        .route(
+            "/v1/records/{object}/{id}",
+            get(records::get)
+                .patch(records::update)
+                .delete(records::delete),
+        )
+        .route("/v1/api-keys", get(keys::list).post(keys::create))
+        .route("/v1/api-keys/{id}", axum::routing::delete(keys::revoke))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(health::openapi))
+        .merge(v1)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), workspace = tracing::field::Empty)
+        }))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint; see /openapi.json".into())
+}
+
+async fn method_not_allowed() -> Response {
+    let body = serde_json::json!({"error": {"code": "method_not_allowed", "message": "this endpoint does not take that method; see /openapi.json", "details": []}});
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
+}
+
+/// A write's response: the body plus the WAL position it is durable at.
+pub(crate) async fn written(
+    state: &AppState,
+    status: StatusCode,
+    body: Option<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    let lsn = crate::db::current_lsn(&state.pool).await?;
+    let mut resp = match body {
+        Some(b) => (status, Json(b)).into_response(),
+        None => status.into_response(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&lsn) {
+        resp.headers_mut().insert("oneo-lsn", v);
+    }
+    Ok(resp)
+}

@@ -1,0 +1,64 @@
+//! The one mapping from a field type to a lake column (Arrow type). Ingest writes with it,
+//! query reads with it; nothing else decides how a field is stored in the lake.
+
+use std::sync::Arc;
+
+use arrow_schema::{DataType, Field, TimeUnit};
+
+use crate::field::{FieldDef, FieldType};
+
+/// Precision of every decimal column: 38 digits, the widest Decimal128.
+pub const DECIMAL_PRECISION: u8 = 38;
+
+/// The Arrow type of a stored field's lake column; `None` for computed fields (formula,
+/// rollup), which the query engine derives instead of storing.
+pub fn arrow_type(field: &FieldDef) -> Option<DataType> {
+    Some(match field.field_type {
+        FieldType::Text
+        | FieldType::Email
+        | FieldType::Phone
+        | FieldType::Url
+        | FieldType::Lookup => DataType::Utf8,
+        FieldType::Number | FieldType::Currency | FieldType::Percent => {
+            // scale() is validated to 0..=10, so it always fits i8.
+            DataType::Decimal128(DECIMAL_PRECISION, i8::try_from(field.scale()).unwrap_or(10))
+        }
+        FieldType::Date => DataType::Date32,
+        FieldType::Datetime => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        FieldType::Boolean => DataType::Boolean,
+        FieldType::Picklist => {
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+        }
+        FieldType::Multiselect => {
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
+        }
+        FieldType::Autonumber => DataType::Int64,
+        FieldType::Formula | FieldType::Rollup => return None,
+    })
+}
+
+/// The columns every record table has before its fields.
+pub fn system_columns() -> Vec<Field> {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("created_at", ts.clone(), false),
+        Field::new("updated_at", ts, false),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stored_type_has_a_column_and_computed_types_none() {
+        for t in FieldType::ALL {
+            let f = FieldDef::new("x", "X", t);
+            assert_eq!(arrow_type(&f).is_some(), t.is_stored(), "{t:?}");
+        }
+        let mut money = FieldDef::new("amount", "Amount", FieldType::Currency);
+        money.scale = Some(4);
+        assert_eq!(arrow_type(&money), Some(DataType::Decimal128(38, 4)));
+    }
+}

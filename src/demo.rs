@@ -1,0 +1,94 @@
+//! `oneo demo`: a running platform from an empty PostgreSQL.
+//!
+//! Today it creates the database if needed, migrates, creates (or reuses) the "Demo"
+//! workspace, mints a fresh admin key, and serves. Sample data, ingest, models and dashboards
+//! join here as those capabilities land.
+
+use anyhow::Context;
+use oneo_api::Application;
+use oneo_api::config::{DatabaseConfig, HttpConfig};
+use sqlx::ConnectOptions;
+use sqlx::postgres::PgConnectOptions;
+use workspace::demo_workspace;
+
+use crate::shutdown::shutdown_token;
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/oneo_demo";
+
+mod workspace {
+    use sqlx::PgPool;
+
+    /// The demo workspace's id, creating it with the standard objects on first run.
+    pub async fn demo_workspace(pool: &PgPool) -> anyhow::Result<(String, bool)> {
+        let existing: Option<String> = sqlx::query_scalar(
+            "SELECT id::text FROM oneo.workspaces WHERE name = 'Demo' ORDER BY created_at LIMIT 1",
+        )
+        .fetch_optional(pool)
+        .await?;
+        if let Some(id) = existing {
+            return Ok((id, false));
+        }
+        let created = oneo_api::db::workspace::create_workspace(pool, "Demo")
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok((created.workspace_id.to_string(), true))
+    }
+}
+
+/// Creates the database named in `url` when the server has none by that name.
+async fn ensure_database(url: &str) -> anyhow::Result<()> {
+    let opts: PgConnectOptions = url
+        .parse()
+        .context("DATABASE_URL is not a PostgreSQL URL")?;
+    let name = opts.get_database().unwrap_or("postgres").to_string();
+    let mut admin = opts.clone().database("postgres").connect().await.with_context(|| {
+        format!("no PostgreSQL answers at {url}; start one (e.g. `pg_ctlcluster 15 main start`) or set DATABASE_URL")
+    })?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await?;
+    if !exists {
+        // CREATE DATABASE takes no parameters; the name is quoted by PostgreSQL itself.
+        let stmt: String = sqlx::query_scalar("SELECT format('CREATE DATABASE %I', $1::text)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await?;
+        sqlx::query(sqlx::AssertSqlSafe(stmt))
+            .execute(&mut admin)
+            .await?;
+        eprintln!("created database {name}");
+    }
+    Ok(())
+}
+
+pub async fn run(http: HttpConfig) -> anyhow::Result<()> {
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
+    ensure_database(&url).await?;
+    let db = DatabaseConfig {
+        database_url: url.clone(),
+        db_max_connections: 20,
+    };
+    let app = Application::build(&db, &http).await?;
+    let (workspace, created) = demo_workspace(app.pool()).await?;
+    let mut conn = app.pool().acquire().await?;
+    let ws_id = workspace.parse().context("workspace id")?;
+    let (_, key) =
+        oneo_api::db::workspace::create_key(&mut conn, ws_id, "demo", oneo_api::auth::Role::Admin)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    drop(conn);
+    let base = format!("http://{}", app.local_addr());
+    println!("Oneo demo is running.");
+    println!(
+        "  workspace: {workspace}{}",
+        if created { " (new)" } else { " (reused)" }
+    );
+    println!("  API key:   {key}");
+    println!("  REST:      {base}/v1   (OpenAPI: {base}/openapi.json)");
+    println!("  try:       curl -s -H 'Authorization: Bearer {key}' {base}/v1/objects");
+    println!("Ctrl-C stops it.");
+    app.run_until_stopped(shutdown_token()).await?;
+    Ok(())
+}
