@@ -1,1 +1,173 @@
-fn main() {}
+//! `cargo run -p oneo-benches --release -- api`: the REST write path measured over real HTTP.
+//!
+//! Starts the server on a free loopback port against a fresh database on the local
+//! PostgreSQL, then measures single-record create latency (sequential requests, p50/p99) and
+//! bulk create throughput (1,000-record requests). The database is dropped afterwards.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use clap::{Parser, Subcommand};
+use oneo_api::Application;
+use oneo_api::config::{DatabaseConfig, HttpConfig};
+use serde_json::{Value, json};
+use sqlx::{Connection, PgConnection};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+struct Cli {
+    /// PostgreSQL server (without a database name); a bench database is created on it.
+    #[arg(
+        long,
+        env = "ONEO_BENCH_PG",
+        default_value = "postgres://postgres@127.0.0.1:5432"
+    )]
+    pg: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Single-record create latency and bulk create throughput.
+    Api {
+        /// Sequential single-record creates to time.
+        #[arg(long, default_value_t = 2_000)]
+        single: usize,
+        /// Bulk requests of `--batch` records each.
+        #[arg(long, default_value_t = 30)]
+        bulk_requests: usize,
+        #[arg(long, default_value_t = 1_000)]
+        batch: usize,
+    },
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+async fn api_bench(
+    base: &str,
+    key: &str,
+    single: usize,
+    bulk_requests: usize,
+    batch: usize,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let auth = format!("Bearer {key}");
+    let deal = |i: usize| json!({"name": format!("Deal {i}"), "amount": format!("{}.{:02}", 1000 + i * 7 % 90_000, i % 100), "stage": "proposal", "close_date": "2026-12-31", "probability": 40, "owner": "Ann"});
+
+    // Warm the connection pool and the server's caches before timing.
+    for i in 0..100 {
+        let r = client
+            .post(format!("{base}/v1/records/deal"))
+            .header("authorization", &auth)
+            .json(&deal(i))
+            .send()
+            .await?;
+        ensure!(
+            r.status().as_u16() == 201,
+            "warm-up create failed: {}",
+            r.text().await?
+        );
+    }
+    let mut lat = Vec::with_capacity(single);
+    for i in 0..single {
+        let t = Instant::now();
+        let r = client
+            .post(format!("{base}/v1/records/deal"))
+            .header("authorization", &auth)
+            .json(&deal(i))
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        let _: Value = r.json().await?;
+        lat.push(t.elapsed());
+        ensure!(status == 201, "create failed with {status}");
+    }
+    lat.sort();
+    println!(
+        "single-record create  n={single}  p50={:.2} ms  p99={:.2} ms  max={:.2} ms",
+        percentile(&lat, 0.50).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        lat[lat.len() - 1].as_secs_f64() * 1e3
+    );
+
+    let bodies: Vec<Value> = (0..bulk_requests)
+        .map(|r| json!({"operation": "create", "records": (0..batch).map(|i| {
+            let n = r * batch + i;
+            json!({"name": format!("Company {n}"), "domain": format!("c{n}.example.com"), "industry": "technology", "employees": n % 5000, "annual_revenue": format!("{}.00", n * 13 % 10_000_000), "country": "DE"})
+        }).collect::<Vec<_>>()}))
+        .collect();
+    let t = Instant::now();
+    for body in &bodies {
+        let r = client
+            .post(format!("{base}/v1/records/company/bulk"))
+            .header("authorization", &auth)
+            .json(body)
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        let text = r.text().await?;
+        ensure!(
+            status == 200,
+            "bulk failed with {status}: {}",
+            &text[..text.len().min(300)]
+        );
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let total = bulk_requests * batch;
+    println!(
+        "bulk create           {bulk_requests} requests x {batch} records  {:.0} records/s  ({:.1} ms per request)",
+        total as f64 / secs,
+        secs * 1e3 / bulk_requests as f64
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let db_name = format!("oneo_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&format!("{}/postgres", cli.pg))
+        .await
+        .context("connecting to PostgreSQL")?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
+        .execute(&mut admin)
+        .await?;
+    let result = async {
+        let db = DatabaseConfig {
+            database_url: format!("{}/{db_name}", cli.pg),
+            db_max_connections: 20,
+        };
+        let http = HttpConfig {
+            http_addr: "127.0.0.1:0".parse()?,
+            request_timeout_secs: 60,
+        };
+        let app = Application::build(&db, &http).await?;
+        let created = oneo_api::db::workspace::create_workspace(app.pool(), "Bench")
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let base = format!("http://{}", app.local_addr());
+        let stop = CancellationToken::new();
+        let server = tokio::spawn(app.run_until_stopped(stop.clone()));
+        let outcome = match cli.command {
+            Command::Api {
+                single,
+                bulk_requests,
+                batch,
+            } => api_bench(&base, &created.api_key, single, bulk_requests, batch).await,
+        };
+        stop.cancel();
+        server.await??;
+        outcome
+    }
+    .await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await?;
+    result
+}

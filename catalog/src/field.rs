@@ -274,7 +274,7 @@ impl FieldDef {
         }
         // Inferred, never taken from the caller.
         self.result_type = None;
-        if self.required && !t.is_stored() || self.required && t == FieldType::Autonumber {
+        if self.required && (!t.is_stored() || t == FieldType::Autonumber) {
             issues.push(Issue::new(
                 "required",
                 format!(
@@ -295,12 +295,12 @@ impl FieldDef {
 
         self.validate_settings(object, siblings, schema, &mut issues);
 
-        if let Some(default) = &self.default {
-            if t.is_stored() && t != FieldType::Autonumber {
-                if let Err(reason) = self.parse_value(default) {
-                    issues.push(Issue::new("default", reason));
-                }
-            }
+        if let Some(default) = &self.default
+            && t.is_stored()
+            && t != FieldType::Autonumber
+            && let Err(reason) = self.parse_value(default)
+        {
+            issues.push(Issue::new("default", reason));
         }
         if issues.is_empty() {
             Ok(())
@@ -318,36 +318,36 @@ impl FieldDef {
     ) {
         match self.field_type {
             FieldType::Text => {
-                if let Some(n) = self.max_length {
-                    if n == 0 || n > MAX_TEXT_LENGTH {
-                        issues.push(Issue::new(
-                            "max_length",
-                            format!("must be between 1 and {MAX_TEXT_LENGTH}"),
-                        ));
-                    }
+                if let Some(n) = self.max_length
+                    && (n == 0 || n > MAX_TEXT_LENGTH)
+                {
+                    issues.push(Issue::new(
+                        "max_length",
+                        format!("must be between 1 and {MAX_TEXT_LENGTH}"),
+                    ));
                 }
-                if let Some(p) = &self.pattern {
-                    if let Err(e) = regex::Regex::new(p) {
-                        issues.push(Issue::new(
-                            "pattern",
-                            format!("not a valid regular expression: {e}"),
-                        ));
-                    }
+                if let Some(p) = &self.pattern
+                    && let Err(e) = regex::Regex::new(p)
+                {
+                    issues.push(Issue::new(
+                        "pattern",
+                        format!("not a valid regular expression: {e}"),
+                    ));
                 }
             }
             FieldType::Number | FieldType::Currency | FieldType::Percent => {
-                if let Some(s) = self.scale {
-                    if s > 10 {
-                        issues.push(Issue::new("scale", "must be between 0 and 10"));
-                    }
+                if let Some(s) = self.scale
+                    && s > 10
+                {
+                    issues.push(Issue::new("scale", "must be between 0 and 10"));
                 }
-                if let (Some(min), Some(max)) = (self.min, self.max) {
-                    if min > max {
-                        issues.push(Issue::new(
-                            "min",
-                            format!("min {min} is greater than max {max}"),
-                        ));
-                    }
+                if let (Some(min), Some(max)) = (self.min, self.max)
+                    && min > max
+                {
+                    issues.push(Issue::new(
+                        "min",
+                        format!("min {min} is greater than max {max}"),
+                    ));
                 }
             }
             FieldType::Picklist | FieldType::Multiselect => {

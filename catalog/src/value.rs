@@ -208,15 +208,15 @@ impl FieldDef {
                 d.scale()
             ));
         }
-        if let Some(min) = self.min {
-            if d < min {
-                return Err(format!("{text} is below the minimum {min}"));
-            }
+        if let Some(min) = self.min
+            && d < min
+        {
+            return Err(format!("{text} is below the minimum {min}"));
         }
-        if let Some(max) = self.max {
-            if d > max {
-                return Err(format!("{text} is above the maximum {max}"));
-            }
+        if let Some(max) = self.max
+            && d > max
+        {
+            return Err(format!("{text} is above the maximum {max}"));
         }
         // 18 digits before the point keeps every value inside the lake's Decimal128(38, s).
         if d.abs() >= Decimal::from(1_000_000_000_000_000_000u64) {

@@ -55,10 +55,11 @@ impl ObjectMeta {
                 .target
                 .as_ref()
                 .or(f.def.rollup.as_ref().map(|r| &r.object));
-            if let Some(n) = name {
-                if !out.contains(n) && *n != self.api_name {
-                    out.push(n.clone());
-                }
+            if let Some(n) = name
+                && !out.contains(n)
+                && *n != self.api_name
+            {
+                out.push(n.clone());
             }
         }
         out

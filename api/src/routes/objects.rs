@@ -225,10 +225,10 @@ fn formula_cycle(fields: &[FieldDef]) -> Option<String> {
             .find(|f| f.api_name == name && f.field_type == FieldType::Formula)?;
         path.push(&f.api_name);
         for op in f.formula_operands() {
-            if let Some(operand) = fields.iter().find(|x| x.api_name == op) {
-                if let Some(c) = visit(&operand.api_name, fields, path) {
-                    return Some(c);
-                }
+            if let Some(operand) = fields.iter().find(|x| x.api_name == op)
+                && let Some(c) = visit(&operand.api_name, fields, path)
+            {
+                return Some(c);
             }
         }
         path.pop();

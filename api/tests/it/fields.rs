@@ -29,12 +29,15 @@ async fn thing(app: &TestApp) {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
 }
 
+/// A field, the values it accepts with how each is stored, and values it rejects.
+type Case = (&'static str, Vec<(Value, Value)>, Vec<Value>);
+
 #[tokio::test]
 async fn each_field_type_accepts_and_rejects_the_right_values() {
     let app = TestApp::new().await;
     thing(&app).await;
     let company = app.create("company", json!({"name": "Acme"})).await["id"].clone();
-    let cases: Vec<(&str, Vec<(Value, Value)>, Vec<Value>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "t_text",
             vec![(json!("abc"), json!("abc"))],
