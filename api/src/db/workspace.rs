@@ -20,6 +20,13 @@ pub struct CreatedWorkspace {
 
 /// Creates a workspace with the standard objects and an admin key, all in one transaction.
 pub async fn create_workspace(pool: &PgPool, name: &str) -> Result<CreatedWorkspace> {
+    if name.trim().is_empty() || name.chars().count() > 200 {
+        return Err(oneo_catalog::Issues::one(
+            "name",
+            "a workspace name must be 1 to 200 characters, not only spaces",
+        )
+        .into());
+    }
     let mut tx = pool.begin().await?;
     let workspace_id = Uuid::now_v7();
     sqlx::query("INSERT INTO oneo.workspaces (id, name) VALUES ($1, $2)")

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::{Extension, Json};
@@ -19,7 +19,7 @@ use crate::db::list;
 use crate::db::records::{Mode, Projection, validate};
 use crate::db::schema::{ObjectMeta, load_object, load_objects};
 use crate::db::write::{self, Failure, Kind, WriteError, WriteItem};
-use crate::error::{ApiError, ApiJson, Result};
+use crate::error::{ApiError, ApiJson, ApiQuery, Result};
 
 pub const MAX_BULK: usize = 10_000;
 
@@ -127,7 +127,7 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
-    Query(pairs): Query<Vec<(String, String)>>,
+    ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
 ) -> Result<Json<RecordPage>> {
     let mut conn = state.pool.acquire().await?;
     let t = target(&mut conn, &caller, &name).await?;
@@ -283,7 +283,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((name, id)): Path<(String, String)>,
-    Query(params): Query<DeleteParams>,
+    ApiQuery(params): ApiQuery<DeleteParams>,
 ) -> Result<Response> {
     caller.require_member()?;
     let mut tx = state.pool.begin().await?;

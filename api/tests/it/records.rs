@@ -64,6 +64,9 @@ async fn create_read_update_delete_with_versions_and_lsns() {
         .await;
     assert_eq!(ro.status, StatusCode::BAD_REQUEST);
 
+    let bad_version = app.delete(&format!("{path}?version=abc")).await;
+    assert_eq!(bad_version.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad_version.body["error"]["code"], "bad_request");
     let stale_delete = app.delete(&format!("{path}?version=1")).await;
     assert_eq!(stale_delete.status, StatusCode::CONFLICT);
     let deleted = app.delete(&path).await;
