@@ -301,6 +301,25 @@ fn column_list(object: &ObjectMeta, fields: &[usize]) -> String {
         .collect()
 }
 
+/// The checks a write would run before touching rows (duplicate ids, unique values, lookup
+/// targets), for reporting every failing item of a bulk request whose other items already
+/// failed validation. Writes nothing.
+pub async fn precheck(
+    conn: &mut PgConnection,
+    object: &ObjectMeta,
+    related: &HashMap<String, ObjectMeta>,
+    items: &[WriteItem],
+    with_values: bool,
+) -> WriteResult<Vec<Failure>> {
+    let mut failures = Vec::new();
+    duplicate_ids(items, &mut failures);
+    if with_values {
+        check_unique(conn, object, items, &mut failures).await?;
+        check_lookups(conn, object, related, items, &mut failures).await?;
+    }
+    Ok(failures)
+}
+
 /// Inserts all items or none; returns `(id, version)` in item order.
 pub async fn insert(
     conn: &mut PgConnection,

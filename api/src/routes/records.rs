@@ -416,20 +416,36 @@ pub async fn bulk(
     let t = target(&mut tx, &caller, &name).await?;
     let count = req.records.len();
     let mut issues = Vec::new();
-    let items: Vec<WriteItem> = req
+    let (positions, items): (Vec<usize>, Vec<WriteItem>) = req
         .records
         .into_iter()
         .enumerate()
-        .filter_map(|(n, raw)| bulk_item(&t, req.operation, raw, n, &mut issues))
-        .collect();
+        .filter_map(|(n, raw)| {
+            bulk_item(&t, req.operation, raw, n, &mut issues).map(|item| (n, item))
+        })
+        .unzip();
     let fail = |items: Vec<Json_>| ApiError::BulkFailed {
         message: format!(
-            "{} of {count} records failed; nothing was written",
+            "{} failure(s) in {count} records; nothing was written",
             items.len()
         ),
         items,
     };
     if !issues.is_empty() {
+        // Report the well-formed items' conflicts too, so one round trip names every failure.
+        let with_values = !matches!(req.operation, BulkOperation::Delete);
+        for f in write::precheck(&mut tx, &t.object, &t.related, &items, with_values)
+            .await
+            .map_err(|e| match e {
+                WriteError::Db(e) => ApiError::from(e),
+                WriteError::Failed(f) => fail(f.iter().map(Failure::to_json).collect()),
+            })?
+        {
+            let mut j = f.to_json();
+            j["index"] = f.index.map_or(Json_::Null, |i| json!(positions[i]));
+            issues.push(j);
+        }
+        issues.sort_by_key(|i| i["index"].as_u64());
         return Err(fail(issues));
     }
     let result = match req.operation {
@@ -441,7 +457,10 @@ pub async fn bulk(
     };
     let done = match result {
         Ok(done) => done,
-        Err(WriteError::Failed(f)) => return Err(fail(f.iter().map(Failure::to_json).collect())),
+        Err(WriteError::Failed(mut f)) => {
+            f.sort_by_key(|x| x.index);
+            return Err(fail(f.iter().map(Failure::to_json).collect()));
+        }
         Err(WriteError::Db(e)) => return Err(e.into()),
     };
     tx.commit().await?;

@@ -45,6 +45,21 @@ async fn one_bad_item_writes_nothing_and_every_failure_is_reported() {
     records[41] = json!({"email": "Taken@example.com"});
     records[57] = json!({"email": "p56@example.com"});
     records[88] = json!({"company": "01a205ec-0000-7000-8000-000000000000"});
+    let failures = |r: &crate::harness::Resp| -> Vec<(i64, String)> {
+        r.body["error"]["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["index"].as_i64().unwrap(),
+                    d["field"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    // One round trip names every failure: a malformed value, a taken unique value, a duplicate
+    // within the request, and a lookup to a record that does not exist.
     let r = app
         .post(
             "/v1/records/contact/bulk",
@@ -52,20 +67,24 @@ async fn one_bad_item_writes_nothing_and_every_failure_is_reported() {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
-    let mut failed: Vec<(i64, String)> = r.body["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["index"].as_i64().unwrap(),
-                d["field"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    failed.sort();
-    // Shape errors are found first; a request with none has its uniqueness and lookups checked.
-    assert_eq!(failed, vec![(3, "email".into())]);
+    assert_eq!(r.body["error"]["code"], "bulk_failed");
+    assert_eq!(
+        failures(&r),
+        vec![
+            (3, "email".into()),
+            (41, "email".into()),
+            (57, "email".into()),
+            (88, "company".into())
+        ],
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body["error"]["details"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not an email")
+    );
     assert_eq!(app.count("contact").await, 1, "nothing was written");
     records[3] = json!({"email": "fixed@example.com"});
     let r = app
@@ -74,20 +93,8 @@ async fn one_bad_item_writes_nothing_and_every_failure_is_reported() {
             json!({"operation": "create", "records": records}),
         )
         .await;
-    let mut failed: Vec<(i64, String)> = r.body["error"]["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| {
-            (
-                d["index"].as_i64().unwrap(),
-                d["field"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    failed.sort();
     assert_eq!(
-        failed,
+        failures(&r),
         vec![
             (41, "email".into()),
             (57, "email".into()),
