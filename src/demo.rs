@@ -1,8 +1,8 @@
 //! `oneo demo`: a running platform from an empty PostgreSQL.
 //!
 //! Today it creates the database if needed, migrates, creates (or reuses) the "Demo"
-//! workspace, mints a fresh admin key, and serves. Sample data, ingest, models and dashboards
-//! join here as those capabilities land.
+//! workspace, loads the sample data into a new one, mints a fresh admin key, and serves.
+//! Ingest, models and dashboards join here as those capabilities land.
 
 use anyhow::Context;
 use oneo_api::Application;
@@ -63,7 +63,7 @@ async fn ensure_database(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run(http: HttpConfig) -> anyhow::Result<()> {
+pub async fn run(http: HttpConfig, scale: usize, seed: u64) -> anyhow::Result<()> {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
     ensure_database(&url).await?;
     let db = DatabaseConfig {
@@ -72,8 +72,12 @@ pub async fn run(http: HttpConfig) -> anyhow::Result<()> {
     };
     let app = Application::build(&db, &http).await?;
     let (workspace, created) = demo_workspace(app.pool()).await?;
-    let mut conn = app.pool().acquire().await?;
     let ws_id = workspace.parse().context("workspace id")?;
+    if created {
+        eprintln!("loading sample data: {scale} contacts (seed {seed})");
+        crate::generate::run(app.pool(), ws_id, scale, seed).await?;
+    }
+    let mut conn = app.pool().acquire().await?;
     let (_, key) =
         oneo_api::db::workspace::create_key(&mut conn, ws_id, "demo", oneo_api::auth::Role::Admin)
             .await

@@ -31,6 +31,20 @@ enum Command {
         #[command(subcommand)]
         command: WorkspaceCommand,
     },
+    /// Load the synthetic CRM data set (N contacts; companies, deals, activities in proportion).
+    Generate {
+        #[command(flatten)]
+        db: DatabaseConfig,
+        /// The workspace to load into.
+        #[arg(long)]
+        workspace: uuid::Uuid,
+        /// Number of contacts (companies N/10, deals N/2, activities 5N).
+        #[arg(long, default_value_t = 10_000)]
+        scale: usize,
+        /// Seed: the same seed gives the same data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
     /// Run the server.
     Serve {
         #[command(flatten)]
@@ -45,6 +59,11 @@ enum Command {
     Demo {
         #[command(flatten)]
         http: HttpConfig,
+        /// Contacts in the sample data loaded into a new demo workspace.
+        #[arg(long, default_value_t = 50_000)]
+        scale: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
     },
 }
 
@@ -59,6 +78,7 @@ enum WorkspaceCommand {
 }
 
 mod demo;
+mod generate;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -105,7 +125,21 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(addr = %app.local_addr(), "REST API listening");
             app.run_until_stopped(shutdown_token()).await?;
         }
-        Command::Demo { http } => demo::run(http).await?,
+        Command::Generate {
+            db,
+            workspace,
+            scale,
+            seed,
+        } => {
+            let pool = oneo_api::db::connect(&db)
+                .await
+                .context("connecting to PostgreSQL (DATABASE_URL)")?;
+            oneo_api::db::migrate(&pool)
+                .await
+                .context("applying migrations")?;
+            generate::run(&pool, workspace, scale, seed).await?;
+        }
+        Command::Demo { http, scale, seed } => demo::run(http, scale, seed).await?,
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ mod auth;
 mod bulk;
 mod concurrency;
 mod fields;
+mod generate;
 mod harness;
 mod records;
 mod workspace;
