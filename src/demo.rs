@@ -8,31 +8,27 @@ use anyhow::Context;
 use oneo_api::Application;
 use oneo_api::config::{DatabaseConfig, HttpConfig};
 use sqlx::ConnectOptions;
+use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
-use workspace::demo_workspace;
 
 use crate::shutdown::shutdown_token;
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/oneo_demo";
 
-mod workspace {
-    use sqlx::PgPool;
-
-    /// The demo workspace's id, creating it with the standard objects on first run.
-    pub async fn demo_workspace(pool: &PgPool) -> anyhow::Result<(String, bool)> {
-        let existing: Option<String> = sqlx::query_scalar(
-            "SELECT id::text FROM oneo.workspaces WHERE name = 'Demo' ORDER BY created_at LIMIT 1",
-        )
-        .fetch_optional(pool)
-        .await?;
-        if let Some(id) = existing {
-            return Ok((id, false));
-        }
-        let created = oneo_api::db::workspace::create_workspace(pool, "Demo")
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok((created.workspace_id.to_string(), true))
+/// The demo workspace's id, creating it with the standard objects on first run.
+async fn demo_workspace(pool: &PgPool) -> anyhow::Result<(String, bool)> {
+    let existing: Option<String> = sqlx::query_scalar(
+        "SELECT id::text FROM oneo.workspaces WHERE name = 'Demo' ORDER BY created_at LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    if let Some(id) = existing {
+        return Ok((id, false));
     }
+    let created = oneo_api::db::workspace::create_workspace(pool, "Demo")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((created.workspace_id.to_string(), true))
 }
 
 /// Creates the database named in `url` when the server has none by that name.
