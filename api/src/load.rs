@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::db::records::{Mode, validate};
-use crate::db::schema::{ObjectMeta, load_object, load_objects};
+use crate::db::schema::{ObjectMeta, load_with_related};
 use crate::db::write::{self, WriteError, WriteItem};
 use crate::error::{ApiError, Result};
 
@@ -47,20 +47,10 @@ async fn context(
     workspace: Uuid,
     object: &str,
 ) -> Result<(ObjectMeta, HashMap<String, ObjectMeta>)> {
-    let meta = load_object(pool, workspace, object)
+    let mut conn = pool.acquire().await?;
+    load_with_related(&mut conn, workspace, object)
         .await?
-        .ok_or_else(|| ApiError::no_object(object))?;
-    let names = meta.related_objects();
-    let related = if names.is_empty() {
-        HashMap::new()
-    } else {
-        load_objects(pool, workspace, Some(&names))
-            .await?
-            .into_iter()
-            .map(|o| (o.api_name.clone(), o))
-            .collect()
-    };
-    Ok((meta, related))
+        .ok_or_else(|| ApiError::no_object(object))
 }
 
 fn failed(object: &str, e: WriteError) -> ApiError {

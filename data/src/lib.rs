@@ -171,7 +171,7 @@ pub fn generate(scale: usize, seed: u64) -> Dataset {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let n_companies = (scale / 10).max(1);
     // Company sizes are heavy-tailed: most are small, a few are very large.
-    let size = LogNormal::new(3.6, 1.3).unwrap_or_else(|_| unreachable_lognormal());
+    let size = LogNormal::new(3.6, 1.3).expect("constant parameters are valid");
     let companies: Vec<Company> = (0..n_companies)
         .map(|i| {
             let name = format!(
@@ -222,8 +222,7 @@ pub fn generate(scale: usize, seed: u64) -> Dataset {
         })
         .collect();
 
-    let meetings_dist =
-        Poisson::new(signal::MEETINGS_MEAN).unwrap_or_else(|_| unreachable_poisson());
+    let meetings_dist = Poisson::new(signal::MEETINGS_MEAN).expect("constant parameters are valid");
     let n_deals = scale / 2;
     let mut customer = vec![false; scale];
     let deals: Vec<Deal> = (0..n_deals)
@@ -385,14 +384,6 @@ fn ascii(s: &str) -> String {
         .filter(char::is_ascii_alphabetic)
         .collect::<String>()
         .to_lowercase()
-}
-
-fn unreachable_lognormal() -> LogNormal<f64> {
-    LogNormal::new(0.0, 1.0).unwrap_or_else(|_| panic!("constant parameters are valid"))
-}
-
-fn unreachable_poisson() -> Poisson<f64> {
-    Poisson::new(1.0).unwrap_or_else(|_| panic!("constant parameters are valid"))
 }
 
 fn cents(c: i64) -> String {

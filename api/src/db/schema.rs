@@ -174,6 +174,29 @@ pub async fn load_object<'e>(
         .pop())
 }
 
+/// An object with the objects its lookups and rollups touch, keyed by API name: what a record
+/// read or write needs.
+pub async fn load_with_related(
+    conn: &mut sqlx::PgConnection,
+    workspace: Uuid,
+    name: &str,
+) -> sqlx::Result<Option<(ObjectMeta, std::collections::HashMap<String, ObjectMeta>)>> {
+    let Some(object) = load_object(&mut *conn, workspace, name).await? else {
+        return Ok(None);
+    };
+    let names = object.related_objects();
+    let related = if names.is_empty() {
+        Default::default()
+    } else {
+        load_objects(&mut *conn, workspace, Some(&names))
+            .await?
+            .into_iter()
+            .map(|o| (o.api_name.clone(), o))
+            .collect()
+    };
+    Ok(Some((object, related)))
+}
+
 /// A whole workspace's schema, for checking definitions and dependencies.
 pub struct WorkspaceSchema {
     pub objects: Vec<ObjectMeta>,

@@ -17,7 +17,7 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::db::list;
 use crate::db::records::{Mode, Projection, validate};
-use crate::db::schema::{ObjectMeta, load_object, load_objects};
+use crate::db::schema::{ObjectMeta, load_with_related};
 use crate::db::write::{self, Failure, Kind, WriteError, WriteItem};
 use crate::error::{ApiError, ApiJson, ApiQuery, Result};
 
@@ -30,19 +30,9 @@ struct Target {
 }
 
 async fn target(conn: &mut PgConnection, caller: &Caller, name: &str) -> Result<Target> {
-    let object = load_object(&mut *conn, caller.workspace_id, name)
+    let (object, related) = load_with_related(conn, caller.workspace_id, name)
         .await?
         .ok_or_else(|| ApiError::no_object(name))?;
-    let names = object.related_objects();
-    let related = if names.is_empty() {
-        HashMap::new()
-    } else {
-        load_objects(&mut *conn, caller.workspace_id, Some(&names))
-            .await?
-            .into_iter()
-            .map(|o| (o.api_name.clone(), o))
-            .collect()
-    };
     Ok(Target { object, related })
 }
 
