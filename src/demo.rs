@@ -71,7 +71,7 @@ pub async fn run(http: HttpConfig, scale: usize, seed: u64) -> anyhow::Result<()
     let ws_id = workspace.parse().context("workspace id")?;
     if created {
         eprintln!("loading sample data: {scale} contacts (seed {seed})");
-        crate::generate::run(app.pool(), ws_id, scale, seed).await?;
+        crate::generate::run(app.pool(), ws_id, scale, seed, None).await?;
     }
     let mut conn = app.pool().acquire().await?;
     let (_, key) =

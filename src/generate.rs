@@ -7,7 +7,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-pub async fn run(pool: &PgPool, workspace: Uuid, scale: usize, seed: u64) -> anyhow::Result<()> {
+pub async fn run(
+    pool: &PgPool,
+    workspace: Uuid,
+    scale: usize,
+    seed: u64,
+    relational_copy: Option<&str>,
+) -> anyhow::Result<()> {
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM oneo.workspaces WHERE id = $1)")
             .bind(workspace)
@@ -16,6 +22,16 @@ pub async fn run(pool: &PgPool, workspace: Uuid, scale: usize, seed: u64) -> any
     anyhow::ensure!(
         exists,
         "there is no workspace {workspace}; create one with `oneo workspace create NAME`"
+    );
+    if let Some(schema) = relational_copy {
+        oneo_api::relational::check_schema_name(schema).map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let existing = oneo_api::load::existing_records(pool, workspace)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    anyhow::ensure!(
+        existing == 0,
+        "workspace {workspace} already holds {existing} company, contact, deal and activity records; generate into a new workspace (`oneo workspace create NAME`)"
     );
     let started = Instant::now();
     let data = tokio::task::spawn_blocking(move || oneo_data::generate(scale, seed))
@@ -49,5 +65,15 @@ pub async fn run(pool: &PgPool, workspace: Uuid, scale: usize, seed: u64) -> any
         loaded.stage_updates,
         writes as f64 / secs
     );
+    if let Some(schema) = relational_copy {
+        let t = Instant::now();
+        oneo_api::relational::write_relational_copy(pool, schema, &data, &loaded)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        eprintln!(
+            "wrote the relational copy to schema {schema} in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
     Ok(())
 }

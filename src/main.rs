@@ -44,6 +44,10 @@ enum Command {
         /// Seed: the same seed gives the same data.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Also write the data set as plain typed, indexed tables in this new schema (for
+        /// comparing Oneo with PostgreSQL on the same questions).
+        #[arg(long, value_name = "SCHEMA")]
+        relational_copy: Option<String>,
     },
     /// Run the server.
     Serve {
@@ -130,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
             workspace,
             scale,
             seed,
+            relational_copy,
         } => {
             let pool = oneo_api::db::connect(&db)
                 .await
@@ -137,7 +142,7 @@ async fn main() -> anyhow::Result<()> {
             oneo_api::db::migrate(&pool)
                 .await
                 .context("applying migrations")?;
-            generate::run(&pool, workspace, scale, seed).await?;
+            generate::run(&pool, workspace, scale, seed, relational_copy.as_deref()).await?;
         }
         Command::Demo { http, scale, seed } => demo::run(http, scale, seed).await?,
     }

@@ -17,6 +17,7 @@ pub mod db;
 pub mod error;
 pub mod load;
 pub mod openapi;
+pub mod relational;
 mod routes;
 
 use std::net::SocketAddr;

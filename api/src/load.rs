@@ -27,6 +27,8 @@ pub type Progress<'a> = &'a (dyn Fn(&str, u64, u64) + Sync);
 pub struct Loaded {
     pub records: HashMap<&'static str, usize>,
     pub stage_updates: usize,
+    /// The id each generated record got, by object and position.
+    pub ids: HashMap<&'static str, Vec<Uuid>>,
 }
 
 fn resolve(record: &mut Map<String, Value>, ids: &HashMap<&str, Vec<Uuid>>) {
@@ -56,11 +58,36 @@ async fn context(
 fn failed(object: &str, e: WriteError) -> ApiError {
     match e {
         WriteError::Db(e) => e.into(),
-        WriteError::Failed(f) => ApiError::BulkFailed {
-            message: format!("loading `{object}` failed"),
-            items: f.iter().map(|x| x.to_json()).collect(),
-        },
+        WriteError::Failed(f) => {
+            let first = f
+                .first()
+                .map(|x| format!("{}: {}", x.field.as_deref().unwrap_or("record"), x.reason))
+                .unwrap_or_default();
+            ApiError::BulkFailed {
+                message: format!(
+                    "loading `{object}` failed ({} records; first: {first})",
+                    f.len()
+                ),
+                items: f.iter().map(|x| x.to_json()).collect(),
+            }
+        }
     }
+}
+
+/// How many records the objects a load writes already hold in `workspace`.
+pub async fn existing_records(pool: &PgPool, workspace: Uuid) -> Result<i64> {
+    let mut total = 0;
+    for object in OBJECTS {
+        let (meta, _) = context(pool, workspace, object).await?;
+        let n: i64 = sqlx::query_scalar(crate::db::audited(&format!(
+            "SELECT count(*) FROM {}",
+            meta.table()
+        )))
+        .fetch_one(pool)
+        .await?;
+        total += n;
+    }
+    Ok(total)
 }
 
 /// Writes `data` into `workspace`. Each batch commits on its own, so a long load shows
@@ -71,7 +98,7 @@ pub async fn load(
     data: &Dataset,
     progress: Progress<'_>,
 ) -> Result<Loaded> {
-    let mut ids: HashMap<&str, Vec<Uuid>> = HashMap::new();
+    let mut ids: HashMap<&'static str, Vec<Uuid>> = HashMap::new();
     let mut loaded = Loaded::default();
     for object in OBJECTS {
         let (meta, related) = context(pool, workspace, object).await?;
@@ -133,5 +160,6 @@ pub async fn load(
             );
         }
     }
+    loaded.ids = ids;
     Ok(loaded)
 }

@@ -145,3 +145,77 @@ async fn a_generated_load_equals_what_the_api_returns() {
         won_rate("outbound")
     );
 }
+
+/// The relational copy holds the same records under the same ids: aggregates over it equal
+/// the same aggregates over what the API returns.
+#[tokio::test]
+async fn the_relational_copy_answers_like_the_api() {
+    let app = TestApp::new().await;
+    let data = oneo_data::generate(2_000, 5);
+    let loaded = oneo_api::load::load(&app.pool, app.workspace, &data, &|_, _, _| {})
+        .await
+        .unwrap();
+    oneo_api::relational::write_relational_copy(&app.pool, "crm_copy", &data, &loaded)
+        .await
+        .unwrap();
+
+    let deals = all(&app, "deal").await;
+    let mut api: HashMap<String, (i64, rust_decimal::Decimal)> = HashMap::new();
+    for d in &deals {
+        let e = api
+            .entry(format!(
+                "{}|{}",
+                d["stage"].as_str().unwrap(),
+                d["company"].as_str().unwrap()
+            ))
+            .or_default();
+        e.0 += 1;
+        e.1 += d["amount"]
+            .as_str()
+            .unwrap()
+            .parse::<rust_decimal::Decimal>()
+            .unwrap();
+    }
+    let rows: Vec<(String, String, i64, rust_decimal::Decimal)> = sqlx::query_as(
+        "SELECT stage, company_id::text, count(*), sum(amount) FROM crm_copy.deal GROUP BY 1, 2",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let sql: HashMap<String, (i64, rust_decimal::Decimal)> = rows
+        .into_iter()
+        .map(|(s, c, n, a)| (format!("{s}|{c}"), (n, a)))
+        .collect();
+    assert_eq!(sql, api, "deal count and amount per stage and company");
+
+    let contacts = all(&app, "contact").await;
+    let churned_api = contacts.iter().filter(|c| c["status"] == "churned").count() as i64;
+    let churned_sql: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM crm_copy.contact WHERE status = 'churned'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(churned_sql, churned_api);
+    let activities: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM crm_copy.activity a JOIN crm_copy.deal d ON d.id = a.deal_id",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let api_on_deals = all(&app, "activity")
+        .await
+        .iter()
+        .filter(|a| !a["deal"].is_null())
+        .count() as i64;
+    assert_eq!(activities, api_on_deals);
+
+    let again = oneo_api::relational::write_relational_copy(&app.pool, "crm_copy", &data, &loaded)
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("already exists"), "{again}");
+    let bad =
+        oneo_api::relational::write_relational_copy(&app.pool, "x; DROP TABLE y", &data, &loaded)
+            .await
+            .unwrap_err();
+    assert!(bad.to_string().contains("can't be used"), "{bad}");
+}
