@@ -84,6 +84,17 @@ enum WorkspaceCommand {
 mod demo;
 mod generate;
 
+/// Connects to `DATABASE_URL` and brings its schema up to date.
+async fn open_database(db: &DatabaseConfig) -> anyhow::Result<sqlx::PgPool> {
+    let pool = oneo_api::db::connect(db)
+        .await
+        .context("connecting to PostgreSQL (DATABASE_URL)")?;
+    oneo_api::db::migrate(&pool)
+        .await
+        .context("applying migrations")?;
+    Ok(pool)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -95,23 +106,13 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Migrate { db } => {
-            let pool = oneo_api::db::connect(&db)
-                .await
-                .context("connecting to PostgreSQL (DATABASE_URL)")?;
-            oneo_api::db::migrate(&pool)
-                .await
-                .context("applying migrations")?;
+            open_database(&db).await?;
             eprintln!("migrations are current");
         }
         Command::Workspace {
             command: WorkspaceCommand::Create { name, db },
         } => {
-            let pool = oneo_api::db::connect(&db)
-                .await
-                .context("connecting to PostgreSQL (DATABASE_URL)")?;
-            oneo_api::db::migrate(&pool)
-                .await
-                .context("applying migrations")?;
+            let pool = open_database(&db).await?;
             let created = oneo_api::db::workspace::create_workspace(&pool, &name)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -136,12 +137,7 @@ async fn main() -> anyhow::Result<()> {
             seed,
             relational_copy,
         } => {
-            let pool = oneo_api::db::connect(&db)
-                .await
-                .context("connecting to PostgreSQL (DATABASE_URL)")?;
-            oneo_api::db::migrate(&pool)
-                .await
-                .context("applying migrations")?;
+            let pool = open_database(&db).await?;
             generate::run(&pool, workspace, scale, seed, relational_copy.as_deref()).await?;
         }
         Command::Demo { http, scale, seed } => demo::run(http, scale, seed).await?,
