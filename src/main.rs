@@ -2,8 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use oneo_api::Application;
-use oneo_api::config::{DatabaseConfig, HttpConfig};
+use oneo_api::config::{DatabaseConfig, HttpConfig, LakeConfig};
 use shutdown::shutdown_token;
 
 mod shutdown;
@@ -49,12 +48,21 @@ enum Command {
         #[arg(long, value_name = "SCHEMA")]
         relational_copy: Option<String>,
     },
-    /// Run the server.
+    /// Stream every committed change into the lake (what `serve` also runs), without the API.
+    Ingest {
+        #[command(flatten)]
+        db: DatabaseConfig,
+        #[command(flatten)]
+        lake: LakeConfig,
+    },
+    /// Run the server: the REST API, and ingest beside it.
     Serve {
         #[command(flatten)]
         db: DatabaseConfig,
         #[command(flatten)]
         http: HttpConfig,
+        #[command(flatten)]
+        lake: LakeConfig,
         /// Serve without the replication consumer.
         #[arg(long)]
         no_ingest: bool,
@@ -83,6 +91,7 @@ enum WorkspaceCommand {
 
 mod demo;
 mod generate;
+mod serve;
 
 /// Connects to `DATABASE_URL` and brings its schema up to date.
 async fn open_database(db: &DatabaseConfig) -> anyhow::Result<sqlx::PgPool> {
@@ -99,8 +108,9 @@ async fn open_database(db: &DatabaseConfig) -> anyhow::Result<sqlx::PgPool> {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                "info,sqlx=warn,buoyant_kernel=off,deltalake_core=error".into()
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -118,18 +128,17 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string(&created)?);
         }
+        Command::Ingest { db, lake } => {
+            let pool = open_database(&db).await?;
+            let ingest = oneo_ingest::Ingest::new(lake.ingest_config(&db), pool)?;
+            ingest.run(shutdown_token()).await?;
+        }
         Command::Serve {
             db,
             http,
+            lake,
             no_ingest,
-        } => {
-            if !no_ingest {
-                tracing::info!("ingest is not built yet; serving the REST API only");
-            }
-            let app = Application::build(&db, &http).await?;
-            tracing::info!(addr = %app.local_addr(), "REST API listening");
-            app.run_until_stopped(shutdown_token()).await?;
-        }
+        } => serve::run(&db, &http, (!no_ingest).then_some(&lake)).await?,
         Command::Generate {
             db,
             workspace,

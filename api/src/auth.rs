@@ -63,7 +63,8 @@ impl Caller {
         self.require(Role::Admin, "change objects, fields or keys")
     }
 
-    fn require(&self, min: Role, what: &str) -> Result<()> {
+    /// Allows admins, and members where `min` is member; `what` completes "your role may not …".
+    pub fn require(&self, min: Role, what: &str) -> Result<()> {
         if matches!(self.role, Role::Admin) || (min == Role::Member && self.role == Role::Member) {
             Ok(())
         } else {

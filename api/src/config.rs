@@ -32,3 +32,37 @@ impl HttpConfig {
         Duration::from_secs(self.request_timeout_secs)
     }
 }
+
+/// The lake and the ingest pipeline that fills it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LakeConfig {
+    /// Where the Delta tables live: a folder (created if missing) or a file:// URL.
+    #[arg(long, env = "ONEO_LAKE_URL", default_value = "./data/lake")]
+    pub lake_url: String,
+    /// The logical replication slot ingest reads from (created if missing); by default
+    /// `oneo_<database name>`, as slot names are shared by the whole PostgreSQL cluster.
+    #[arg(long, env = "ONEO_INGEST_SLOT")]
+    pub ingest_slot: Option<String>,
+    /// A batch is written to the lake at this many changes…
+    #[arg(long, env = "ONEO_INGEST_BATCH_CHANGES", default_value_t = 50_000)]
+    pub ingest_batch_changes: usize,
+    /// …or this many milliseconds after its first transaction.
+    #[arg(long, env = "ONEO_INGEST_BATCH_MS", default_value_t = 1000)]
+    pub ingest_batch_ms: u64,
+    /// How far back time travel reaches; older unreferenced files are vacuumed.
+    #[arg(long, env = "ONEO_LAKE_RETENTION_HOURS", default_value_t = 168)]
+    pub lake_retention_hours: i64,
+}
+
+impl LakeConfig {
+    pub fn ingest_config(&self, db: &DatabaseConfig) -> oneo_ingest::IngestConfig {
+        let mut cfg = oneo_ingest::IngestConfig::new(&db.database_url, &self.lake_url);
+        if let Some(slot) = &self.ingest_slot {
+            cfg.slot = slot.clone();
+        }
+        cfg.max_batch_changes = self.ingest_batch_changes.max(1);
+        cfg.max_batch_delay = Duration::from_millis(self.ingest_batch_ms.max(1));
+        cfg.retention = chrono::Duration::hours(self.lake_retention_hours.max(0));
+        cfg
+    }
+}

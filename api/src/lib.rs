@@ -32,6 +32,8 @@ pub use routes::app;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    /// The ingest pipeline running beside the API, when there is one.
+    pub ingest: Option<oneo_ingest::IngestHandle>,
 }
 
 /// The REST server, bound and ready to serve.
@@ -71,7 +73,7 @@ impl Application {
                 })?;
         Ok(Self {
             listener,
-            state: AppState { pool },
+            state: AppState { pool, ingest: None },
             http: http.clone(),
         })
     }
@@ -82,6 +84,12 @@ impl Application {
 
     pub fn pool(&self) -> &PgPool {
         &self.state.pool
+    }
+
+    /// Serves ingest's status and resync endpoints from this pipeline.
+    pub fn with_ingest(mut self, handle: oneo_ingest::IngestHandle) -> Self {
+        self.state.ingest = Some(handle);
+        self
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting, lets requests in flight

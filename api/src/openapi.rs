@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{health, keys, objects, records};
+use crate::routes::{health, ingest, keys, objects, records};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +14,7 @@ use crate::routes::{health, keys, objects, records};
         objects::add_field, objects::update_field, objects::delete_field,
         records::list, records::create, records::get, records::update, records::delete, records::bulk,
         keys::list, keys::create, keys::revoke,
+        ingest::status, ingest::metrics, ingest::resync,
     ),
     modifiers(&BearerKey)
 )]

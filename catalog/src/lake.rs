@@ -18,7 +18,11 @@ pub fn arrow_type(field: &FieldDef) -> Option<DataType> {
         | FieldType::Email
         | FieldType::Phone
         | FieldType::Url
-        | FieldType::Lookup => DataType::Utf8,
+        | FieldType::Lookup
+        // Delta's type system has no dictionary type: a picklist is a string column, which
+        // Parquet stores dictionary-encoded (its default for strings), so the few distinct
+        // values are kept once per row group on disk all the same.
+        | FieldType::Picklist => DataType::Utf8,
         FieldType::Number | FieldType::Currency | FieldType::Percent => {
             // scale() is validated to 0..=10, so it always fits i8.
             DataType::Decimal128(DECIMAL_PRECISION, i8::try_from(field.scale()).unwrap_or(10))
@@ -26,9 +30,6 @@ pub fn arrow_type(field: &FieldDef) -> Option<DataType> {
         FieldType::Date => DataType::Date32,
         FieldType::Datetime => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         FieldType::Boolean => DataType::Boolean,
-        FieldType::Picklist => {
-            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
-        }
         FieldType::Multiselect => {
             DataType::List(Arc::new(Field::new("item", DataType::Utf8, true)))
         }

@@ -1,4 +1,5 @@
 pub(crate) mod health;
+pub(crate) mod ingest;
 pub(crate) mod keys;
 pub(crate) mod objects;
 pub(crate) mod records;
@@ -43,6 +44,9 @@ pub fn app(state: AppState) -> Router {
                 .delete(records::delete),
         )
         .route("/v1/api-keys", get(keys::list).post(keys::create))
+        .route("/v1/ingest/status", get(ingest::status))
+        .route("/v1/ingest/metrics", get(ingest::metrics))
+        .route("/v1/ingest/tables/{object}/resync", post(ingest::resync))
         .route("/v1/api-keys/{id}", axum::routing::delete(keys::revoke))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

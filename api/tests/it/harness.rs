@@ -63,7 +63,10 @@ impl TestApp {
         let created = db::workspace::create_workspace(&pool, "Acme")
             .await
             .expect("workspace");
-        let router = app(AppState { pool: pool.clone() });
+        let router = app(AppState {
+            pool: pool.clone(),
+            ingest: None,
+        });
         Self {
             router,
             pool,

@@ -1,0 +1,288 @@
+//! A micro-batch's changes to one table, turned into Arrow record batches: the current state
+//! they leave (rows to upsert, ids to delete) and one history row per change.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use deltalake::arrow::array::{
+    ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+
+use crate::decode::ColumnBuilder;
+use crate::error::TableError;
+use crate::layout::{ObjectLayout, columns};
+use crate::source::{Cell, Lsn, Op, Tuple};
+
+/// The merge source's extra column: the row is to be deleted.
+pub const DELETED: &str = "_deleted";
+
+/// One change waiting for its batch to be written.
+#[derive(Debug)]
+pub struct PendingRow {
+    pub op: Op,
+    /// The commit LSN of its transaction.
+    pub lsn: Lsn,
+    pub commit_ts: DateTime<Utc>,
+    /// Position within the transaction.
+    pub seq: i64,
+    pub new: Option<Tuple>,
+    pub old: Option<Tuple>,
+}
+
+impl PendingRow {
+    /// The value of a PostgreSQL column after the change (before it, for a delete). An
+    /// unchanged TOASTed value is absent from the new row: it is taken from the old one.
+    fn value(&self, column: &str) -> Option<&str> {
+        fn text(cell: Cell<'_>) -> Option<&str> {
+            match cell {
+                Cell::Text(t) => Some(t),
+                _ => None,
+            }
+        }
+        match (&self.new, &self.old) {
+            (Some(new), old) => match new.get(column) {
+                Cell::Absent => old.as_ref().and_then(|o| text(o.get(column))),
+                cell => text(cell),
+            },
+            (None, Some(old)) => text(old.get(column)),
+            (None, None) => None,
+        }
+    }
+
+    fn id(&self) -> Result<&str, TableError> {
+        self.value(columns::ID).ok_or(TableError::MissingId)
+    }
+}
+
+/// What a batch leaves in a current-state table.
+pub struct CurrentChanges {
+    /// Rows to upsert and (with `_deleted` true) ids to delete; every column nullable, as a
+    /// merge source.
+    pub batch: RecordBatch,
+    /// Every row is a record first inserted in this batch, so appending is enough.
+    pub only_inserts: bool,
+    pub upserts: usize,
+    pub deletes: usize,
+}
+
+/// The `id`, `created_at`, `updated_at` and field columns: (lake name, PostgreSQL name, type).
+fn value_columns(layout: &ObjectLayout) -> Vec<(String, String, DataType)> {
+    let mut cols: Vec<(String, String, DataType)> = oneo_catalog::lake::system_columns()
+        .into_iter()
+        .map(|f| (f.name().clone(), f.name().clone(), f.data_type().clone()))
+        .collect();
+    cols.extend(
+        layout
+            .fields
+            .iter()
+            .map(|f| (f.name.clone(), f.source.clone(), f.data_type.clone())),
+    );
+    cols
+}
+
+fn build_values(layout: &ObjectLayout, rows: &[&PendingRow]) -> Result<Vec<ArrayRef>, TableError> {
+    value_columns(layout)
+        .into_iter()
+        .map(|(name, source, data_type)| {
+            let mut builder = ColumnBuilder::new(&data_type, rows.len()).ok_or_else(|| {
+                TableError::Schema(format!("column `{name}` has unsupported type {data_type}"))
+            })?;
+            for row in rows {
+                let v = row.value(&source);
+                builder.append(v).map_err(|reason| TableError::Value {
+                    column: name.clone(),
+                    source_column: source.clone(),
+                    value: v.unwrap_or_default().chars().take(200).collect(),
+                    reason,
+                })?;
+            }
+            Ok(builder.finish())
+        })
+        .collect()
+}
+
+fn lsns(rows: &[&PendingRow]) -> ArrayRef {
+    // LSNs stay below 2^63 for any real cluster (that is 8 exabytes of WAL).
+    Arc::new(Int64Array::from_iter_values(
+        rows.iter()
+            .map(|r| i64::try_from(r.lsn).unwrap_or(i64::MAX)),
+    ))
+}
+
+fn commit_times(rows: &[&PendingRow]) -> ArrayRef {
+    Arc::new(
+        TimestampMicrosecondArray::from_iter_values(
+            rows.iter().map(|r| r.commit_ts.timestamp_micros()),
+        )
+        .with_timezone("UTC"),
+    )
+}
+
+fn batch(schema: SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch, TableError> {
+    RecordBatch::try_new(schema, columns).map_err(|e| TableError::Schema(e.to_string()))
+}
+
+/// The merge source schema: the current-state columns, all nullable, and `_deleted`.
+pub fn merge_source_schema(layout: &ObjectLayout) -> SchemaRef {
+    let mut fields: Vec<Field> = layout
+        .current_schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    fields.push(Field::new(DELETED, DataType::Boolean, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// Collapses the batch's changes to each record's final state.
+pub fn current_changes(
+    layout: &ObjectLayout,
+    rows: &[PendingRow],
+) -> Result<Option<CurrentChanges>, TableError> {
+    // For each id: the first operation in the batch and the last change's index.
+    let mut seen: HashMap<&str, (Op, usize)> = HashMap::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        seen.entry(row.id()?).or_insert((row.op, i)).1 = i;
+    }
+    let mut chosen: Vec<(usize, bool)> = Vec::with_capacity(seen.len());
+    let mut only_inserts = true;
+    for (first, last) in seen.into_values() {
+        let deleted = rows[last].op == Op::Delete;
+        // A record inserted and deleted within the batch never reaches the table.
+        if deleted && first == Op::Insert {
+            continue;
+        }
+        only_inserts &= first == Op::Insert && !deleted;
+        chosen.push((last, deleted));
+    }
+    if chosen.is_empty() {
+        return Ok(None);
+    }
+    chosen.sort_unstable();
+    let picked: Vec<&PendingRow> = chosen.iter().map(|(i, _)| &rows[*i]).collect();
+    let deletes = chosen.iter().filter(|(_, d)| *d).count();
+    let mut cols = build_values(layout, &picked)?;
+    cols.push(lsns(&picked));
+    cols.push(commit_times(&picked));
+    cols.push(Arc::new(BooleanArray::from_iter(
+        chosen.iter().map(|(_, d)| Some(*d)),
+    )));
+    Ok(Some(CurrentChanges {
+        batch: batch(merge_source_schema(layout), cols)?,
+        only_inserts,
+        upserts: chosen.len() - deletes,
+        deletes,
+    }))
+}
+
+/// Current-state rows, without `_deleted`, in the table's own schema.
+pub fn current_rows(
+    layout: &ObjectLayout,
+    changes: &CurrentChanges,
+) -> Result<RecordBatch, TableError> {
+    let n = changes.batch.num_columns() - 1;
+    batch(
+        layout.current_schema(),
+        changes.batch.columns()[..n].to_vec(),
+    )
+}
+
+/// One history row per change, in commit order.
+pub fn history_rows(layout: &ObjectLayout, rows: &[PendingRow]) -> Result<RecordBatch, TableError> {
+    let all: Vec<&PendingRow> = rows.iter().collect();
+    let mut cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            all.iter().map(|r| r.op.as_str()),
+        )),
+        lsns(&all),
+        Arc::new(Int64Array::from_iter_values(all.iter().map(|r| r.seq))),
+        commit_times(&all),
+    ];
+    cols.extend(build_values(layout, &all)?);
+    batch(layout.history_schema(), cols)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::test_tuple as tuple;
+
+    fn layout() -> ObjectLayout {
+        ObjectLayout {
+            object_id: 1,
+            workspace_id: uuid::Uuid::nil(),
+            api_name: "deal".into(),
+            fields: vec![crate::layout::LakeField {
+                field_id: 7,
+                name: "amount".into(),
+                source: "f7".into(),
+                data_type: DataType::Decimal128(38, 2),
+            }],
+        }
+    }
+
+    fn row(op: Op, lsn: Lsn, id: &str, amount: Option<&str>) -> PendingRow {
+        let t = tuple(&[
+            ("id", Some(id)),
+            ("created_at", Some("2026-11-01 00:00:00+00")),
+            ("updated_at", Some("2026-11-02 00:00:00+00")),
+            ("f7", amount),
+        ]);
+        let (new, old) = match op {
+            Op::Delete => (None, Some(t)),
+            _ => (Some(t), None),
+        };
+        PendingRow {
+            op,
+            lsn,
+            commit_ts: DateTime::UNIX_EPOCH,
+            seq: 0,
+            new,
+            old,
+        }
+    }
+
+    #[test]
+    fn a_batch_collapses_to_each_records_final_state() {
+        let rows = vec![
+            row(Op::Insert, 10, "a", Some("1")),
+            row(Op::Update, 11, "a", Some("2")),
+            row(Op::Insert, 12, "b", Some("3")),
+            row(Op::Delete, 13, "b", Some("3")),
+            row(Op::Update, 14, "c", Some("4")),
+            row(Op::Delete, 15, "d", None),
+        ];
+        let c = current_changes(&layout(), &rows).unwrap().unwrap();
+        assert_eq!((c.upserts, c.deletes, c.only_inserts), (2, 1, false));
+        let ids = c
+            .batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let ids: Vec<&str> = ids.iter().flatten().collect();
+        assert_eq!(ids, ["a", "c", "d"]);
+        assert_eq!(history_rows(&layout(), &rows).unwrap().num_rows(), 6);
+    }
+
+    #[test]
+    fn new_records_only_can_be_appended() {
+        let rows = vec![
+            row(Op::Insert, 10, "a", None),
+            row(Op::Update, 11, "a", Some("5")),
+        ];
+        let c = current_changes(&layout(), &rows).unwrap().unwrap();
+        assert!(c.only_inserts);
+        assert_eq!(current_rows(&layout(), &c).unwrap().num_columns(), 6);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_column() {
+        let rows = vec![row(Op::Insert, 10, "a", Some("lots"))];
+        let err = current_changes(&layout(), &rows).err().unwrap();
+        assert!(err.to_string().contains("`amount`"), "{err}");
+        assert!(err.to_string().contains("`f7`"), "{err}");
+    }
+}

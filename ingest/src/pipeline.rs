@@ -1,0 +1,625 @@
+//! The pipeline: slot → micro-batches → Delta commits → acknowledgement.
+//!
+//! A batch holds whole transactions only and closes after `max_batch_delay` or
+//! `max_batch_changes`. Each table's commit records the batch's highest commit LSN; the slot
+//! is acknowledged only after every table's commit is durable. After a crash the slot
+//! replays from its acknowledged position and each table skips what its log says it has.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use deltalake::arrow::array::{AsArray, RecordBatch};
+use deltalake::arrow::compute::filter_record_batch;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::IngestConfig;
+use crate::batch::{
+    CurrentChanges, DELETED, PendingRow, current_changes, current_rows, history_rows,
+};
+use crate::error::{IngestError, TableError};
+use crate::lake::{Lake, LakeTable, TableKind, column_names};
+use crate::layout::{ObjectLayout, load_layouts, object_id_of};
+use crate::snapshot::copy_tables;
+use crate::source::{
+    Change, ChangeSource, Lsn, OpenedSlot, RECORD_SCHEMA, SlotConfig, SlotSnapshot, format_lsn,
+    open_slot, parse_lsn, temporary_snapshot,
+};
+use crate::status::{StatusHandle, TableState, TableStatus};
+
+/// Asks the running pipeline to do something.
+pub enum Command {
+    /// Copy one object's table again from a fresh snapshot (recovers a failed table).
+    Resync {
+        object_id: i64,
+        done: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// The lake tables of one object.
+struct Tables {
+    current: LakeTable,
+    history: LakeTable,
+    failed: Option<String>,
+}
+
+/// Transactions received but not yet in the lake.
+#[derive(Default)]
+struct Batch {
+    rows: HashMap<i64, Vec<PendingRow>>,
+    changes: usize,
+    /// The end of the last whole transaction received: acknowledged after the batch is written.
+    end_lsn: Option<Lsn>,
+    oldest_commit: Option<DateTime<Utc>>,
+    opened: Option<Instant>,
+    catalog_changed: bool,
+}
+
+/// The transaction being received.
+struct OpenTxn {
+    commit_lsn: Lsn,
+    commit_ts: DateTime<Utc>,
+    rows: Vec<(i64, PendingRow)>,
+    catalog_changed: bool,
+}
+
+pub(crate) struct Pipeline {
+    pub cfg: IngestConfig,
+    pub pool: PgPool,
+    pub lake: Lake,
+    pub status: StatusHandle,
+    layouts: HashMap<i64, ObjectLayout>,
+    tables: HashMap<i64, Tables>,
+}
+
+impl Pipeline {
+    pub fn new(cfg: IngestConfig, pool: PgPool, lake: Lake, status: StatusHandle) -> Self {
+        Self {
+            cfg,
+            pool,
+            lake,
+            status,
+            layouts: HashMap::new(),
+            tables: HashMap::new(),
+        }
+    }
+
+    fn slot_config(&self) -> SlotConfig {
+        SlotConfig {
+            database_url: self.cfg.database_url.clone(),
+            slot: self.cfg.slot.clone(),
+            publication: self.cfg.publication.clone(),
+        }
+    }
+
+    /// Connects, catches up on what needs a snapshot, then streams until cancelled.
+    pub async fn run_once(
+        &mut self,
+        commands: &mut mpsc::Receiver<Command>,
+        cancel: &CancellationToken,
+    ) -> Result<(), IngestError> {
+        check_wal_level(&self.pool).await?;
+        self.tables.clear();
+        self.layouts = load_layouts(&self.pool).await?;
+        let lost = self.drop_lost_slot().await?;
+        let slot = match open_slot(&self.slot_config()).await? {
+            OpenedSlot::Existing(slot) => slot,
+            OpenedSlot::Created(snapshot) => {
+                let reason = if lost {
+                    "the slot was lost (WAL it needed was removed); every table was copied again"
+                } else {
+                    "a new slot; every table was copied from its exported snapshot"
+                };
+                self.status
+                    .pipeline(|p| p.snapshot_reason = Some(reason.into()));
+                let all: Vec<i64> = self.layouts.keys().copied().collect();
+                self.install_snapshot(snapshot, &all)
+                    .await?
+                    .ok_or_else(|| IngestError::Replication("the new slot gave no stream".into()))?
+            }
+        };
+        // Tables ingest never finished copying (or whose lake folder is gone) are copied
+        // from a temporary slot's snapshot; the main slot is behind it, so nothing is lost.
+        let mut unfinished = Vec::new();
+        let ids: Vec<i64> = self.layouts.keys().copied().collect();
+        for id in ids {
+            if self.tables(id).await?.current.applied().is_none() {
+                unfinished.push(id);
+            }
+        }
+        if !unfinished.is_empty() {
+            let names: Vec<String> = unfinished.iter().map(|id| format!("o{id}")).collect();
+            let snapshot = temporary_snapshot(&self.slot_config(), &names).await?;
+            self.install_snapshot(snapshot, &unfinished).await?;
+        }
+        let mut source = slot.start(cancel.child_token()).await?;
+        self.status.pipeline(|p| {
+            p.running = true;
+            p.last_error = None;
+        });
+        info!(slot = %self.cfg.slot, "streaming changes into the lake");
+        let result = self.stream(&mut source, commands, cancel).await;
+        self.status.pipeline(|p| p.running = false);
+        source.close().await;
+        result
+    }
+
+    async fn stream(
+        &mut self,
+        source: &mut impl ChangeSource,
+        commands: &mut mpsc::Receiver<Command>,
+        cancel: &CancellationToken,
+    ) -> Result<(), IngestError> {
+        let mut batch = Batch::default();
+        let mut txn: Option<OpenTxn> = None;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut last_event = Instant::now();
+        let mut next_maintenance = Instant::now() + self.cfg.maintenance_interval;
+        loop {
+            let deadline = batch
+                .opened
+                .map(|t| tokio::time::Instant::from_std(t + self.cfg.max_batch_delay));
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => {
+                    self.flush(source, &mut batch).await?;
+                    return Ok(());
+                }
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    self.flush(source, &mut batch).await?;
+                }
+                change = source.next() => {
+                    last_event = Instant::now();
+                    match change? {
+                        Change::Begin { commit_lsn, commit_ts } => {
+                            txn = Some(OpenTxn { commit_lsn, commit_ts, rows: Vec::new(), catalog_changed: false });
+                        }
+                        Change::Row(row) => {
+                            let Some(t) = txn.as_mut() else {
+                                return Err(IngestError::Replication("a row change outside a transaction".into()));
+                            };
+                            if row.schema.as_ref() == RECORD_SCHEMA {
+                                if let Some(object_id) = object_id_of(&row.table) {
+                                    let seq = t.rows.len() as i64;
+                                    t.rows.push((object_id, PendingRow {
+                                        op: row.op, lsn: t.commit_lsn, commit_ts: t.commit_ts,
+                                        seq, new: row.new, old: row.old,
+                                    }));
+                                }
+                            } else {
+                                t.catalog_changed = true;
+                            }
+                        }
+                        Change::Commit { end_lsn, .. } => {
+                            if let Some(t) = txn.take() {
+                                batch.opened.get_or_insert_with(Instant::now);
+                                batch.oldest_commit.get_or_insert(t.commit_ts);
+                                batch.changes += t.rows.len();
+                                batch.catalog_changed |= t.catalog_changed;
+                                for (object_id, row) in t.rows {
+                                    batch.rows.entry(object_id).or_default().push(row);
+                                }
+                            }
+                            batch.end_lsn = Some(end_lsn);
+                            if batch.changes >= self.cfg.max_batch_changes {
+                                self.flush(source, &mut batch).await?;
+                            }
+                        }
+                    }
+                }
+                Some(command) = commands.recv() => {
+                    self.flush(source, &mut batch).await?;
+                    match command {
+                        Command::Resync { object_id, done } => {
+                            let result = self.resync(object_id).await;
+                            let reply = match &result {
+                                Ok(()) => Ok(()),
+                                Err(e) => Err(e.to_string()),
+                            };
+                            drop(done.send(reply));
+                            result?;
+                        }
+                    }
+                }
+                _ = tick.tick() => {
+                    self.report_lag(&batch).await;
+                    if batch.opened.is_none() && last_event.elapsed() >= self.cfg.heartbeat_interval {
+                        // An idle stream still has to move past WAL written for other tables
+                        // and databases; a heartbeat message gives it a commit to acknowledge.
+                        sqlx::query("SELECT pg_logical_emit_message(true, 'oneo.heartbeat', '')")
+                            .execute(&self.pool).await?;
+                        last_event = Instant::now();
+                    }
+                    if Instant::now() >= next_maintenance {
+                        self.flush(source, &mut batch).await?;
+                        self.maintain().await;
+                        next_maintenance = Instant::now() + self.cfg.maintenance_interval;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes the batch to every table it touches, then acknowledges it.
+    async fn flush(
+        &mut self,
+        source: &impl ChangeSource,
+        batch: &mut Batch,
+    ) -> Result<(), IngestError> {
+        let b = std::mem::take(batch);
+        let Some(end_lsn) = b.end_lsn else {
+            return Ok(());
+        };
+        let span = info_span!("ingest_batch", changes = b.changes, tables = b.rows.len(), end_lsn = %format_lsn(end_lsn));
+        async {
+            let stale = b.catalog_changed
+                || b.rows
+                    .iter()
+                    .any(|(id, rows)| self.layout_is_stale(*id, rows));
+            if stale {
+                self.layouts = load_layouts(&self.pool).await?;
+            }
+            let mut tables: Vec<(i64, Vec<PendingRow>)> = b.rows.into_iter().collect();
+            tables.sort_unstable_by_key(|(id, _)| *id);
+            for (object_id, rows) in tables {
+                // An object deleted since these changes were made has no table to feed.
+                let Some(layout) = self.layouts.get(&object_id).cloned() else {
+                    continue;
+                };
+                self.apply(&layout, rows).await?;
+            }
+            source.acknowledge(end_lsn);
+            self.status.pipeline(|p| {
+                p.acknowledged = Some(end_lsn);
+                p.acknowledged_lsn = Some(format_lsn(end_lsn));
+                p.batches += 1;
+                p.changes += b.changes as u64;
+            });
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// A row carries a column the layout doesn't know: a field was added.
+    fn layout_is_stale(&self, object_id: i64, rows: &[PendingRow]) -> bool {
+        let Some(layout) = self.layouts.get(&object_id) else {
+            return true;
+        };
+        let Some(new) = rows.last().and_then(|r| r.new.as_ref().or(r.old.as_ref())) else {
+            return false;
+        };
+        new.columns()
+            .any(|c| c.starts_with('f') && !layout.fields.iter().any(|f| f.source == c))
+    }
+
+    async fn tables(&mut self, object_id: i64) -> Result<&mut Tables, IngestError> {
+        if !self.tables.contains_key(&object_id) {
+            let layout = self
+                .layouts
+                .get(&object_id)
+                .ok_or_else(|| IngestError::Catalog(format!("object {object_id} is unknown")))?;
+            let url = |kind| self.lake.table_url(layout.workspace_id, object_id, kind);
+            let current = self.lake.open(url(TableKind::Current)).await?;
+            let history = self.lake.open(url(TableKind::History)).await?;
+            let state = if current.applied().is_some() {
+                TableState::Streaming
+            } else {
+                TableState::Snapshotting
+            };
+            let applied = current.applied();
+            self.status.table(
+                object_id,
+                || new_status(layout, state),
+                |t| {
+                    t.state = state;
+                    t.last_applied_lsn = applied.map(format_lsn);
+                },
+            );
+            self.tables.insert(
+                object_id,
+                Tables {
+                    current,
+                    history,
+                    failed: None,
+                },
+            );
+        }
+        self.tables
+            .get_mut(&object_id)
+            .ok_or_else(|| IngestError::Catalog(format!("object {object_id} is unknown")))
+    }
+
+    /// Applies one table's share of a batch. A change the table can't take stops that table
+    /// (state `failed`) and not the others; a failure to reach the lake stops the pipeline,
+    /// which retries from the slot.
+    async fn apply(
+        &mut self,
+        layout: &ObjectLayout,
+        rows: Vec<PendingRow>,
+    ) -> Result<(), IngestError> {
+        let object_id = layout.object_id;
+        let tables = self.tables(object_id).await?;
+        if tables.failed.is_some() {
+            return Ok(());
+        }
+        let result = apply_rows(tables, layout, &rows).await;
+        let last = rows.last().map(|r| (r.lsn, r.commit_ts));
+        match result {
+            Ok(applied) => self.status.table(
+                object_id,
+                || new_status(layout, TableState::Streaming),
+                |t| {
+                    t.changes_applied += applied as u64;
+                    if let Some((lsn, ts)) = last {
+                        t.last_applied_lsn = Some(format_lsn(lsn));
+                        t.last_commit_at = Some(ts);
+                    }
+                },
+            ),
+            Err(TableError::Write(e)) => {
+                return Err(IngestError::Catalog(format!(
+                    "writing the lake table of `{}`: {e}",
+                    layout.api_name
+                )));
+            }
+            Err(e) => {
+                warn!(object = %layout.api_name, error = %e, "lake table stopped; resync it to recover");
+                let msg = e.to_string();
+                tables.failed = Some(msg.clone());
+                self.status.table(
+                    object_id,
+                    || new_status(layout, TableState::Failed),
+                    |t| {
+                        t.state = TableState::Failed;
+                        t.last_error = Some(msg);
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies the snapshot's tables into the lake. Returns the main slot's stream, if the
+    /// snapshot came from it.
+    async fn install_snapshot(
+        &mut self,
+        mut snapshot: SlotSnapshot,
+        objects: &[i64],
+    ) -> Result<Option<crate::source::Slot>, IngestError> {
+        let lsn = snapshot.lsn();
+        let layouts: HashMap<String, ObjectLayout> = objects
+            .iter()
+            .filter_map(|id| self.layouts.get(id))
+            .map(|l| (l.source_table(), l.clone()))
+            .collect();
+        for layout in layouts.values() {
+            self.status.table(
+                layout.object_id,
+                || new_status(layout, TableState::Snapshotting),
+                |t| {
+                    t.state = TableState::Snapshotting;
+                },
+            );
+        }
+        info!(tables = layouts.len(), lsn = %format_lsn(lsn), "copying tables from a snapshot");
+        let copied = copy_tables(&mut snapshot, &layouts).await?;
+        let slot = snapshot.finish().await?;
+        for table in copied {
+            let Some(layout) = self.layouts.get(&table.object_id).cloned() else {
+                continue;
+            };
+            let tables = self.tables(table.object_id).await?;
+            // The stream's changes from `lsn` on are not in the snapshot.
+            let applied = lsn.saturating_sub(1);
+            let result = match table.batches {
+                Ok(batches) => tables.current.replace(batches, applied).await,
+                Err(e) => Err(e),
+            };
+            let result = match result {
+                Ok(()) if tables.history.delta().version().is_none() => {
+                    tables
+                        .history
+                        .append(RecordBatch::new_empty(layout.history_schema()), applied)
+                        .await
+                }
+                other => other,
+            };
+            let (state, error) = match result {
+                Ok(()) => {
+                    tables.failed = None;
+                    (TableState::Streaming, None)
+                }
+                Err(TableError::Write(e)) => {
+                    return Err(IngestError::Catalog(format!(
+                        "writing the snapshot of `{}`: {e}",
+                        layout.api_name
+                    )));
+                }
+                Err(e) => {
+                    tables.failed = Some(e.to_string());
+                    (TableState::Failed, Some(e.to_string()))
+                }
+            };
+            self.status.table(
+                layout.object_id,
+                || new_status(&layout, state),
+                |t| {
+                    t.state = state;
+                    t.snapshot_rows = table.rows;
+                    t.last_applied_lsn = Some(format_lsn(applied));
+                    t.last_error = error;
+                },
+            );
+        }
+        Ok(slot)
+    }
+
+    async fn resync(&mut self, object_id: i64) -> Result<(), IngestError> {
+        self.layouts = load_layouts(&self.pool).await?;
+        if !self.layouts.contains_key(&object_id) {
+            return Err(IngestError::Catalog(format!(
+                "object {object_id} is unknown"
+            )));
+        }
+        self.tables.remove(&object_id);
+        let snapshot = temporary_snapshot(&self.slot_config(), &[format!("o{object_id}")]).await?;
+        self.install_snapshot(snapshot, &[object_id]).await?;
+        Ok(())
+    }
+
+    async fn report_lag(&self, batch: &Batch) {
+        let wal: Result<String, _> = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+            .fetch_one(&self.pool)
+            .await;
+        let Some(wal) = wal.ok().as_deref().and_then(parse_lsn) else {
+            return;
+        };
+        let acked = self.status.acknowledged().unwrap_or(0);
+        let lag_ms = batch
+            .oldest_commit
+            .map(|t| (Utc::now() - t).num_milliseconds().max(0) as u64)
+            .unwrap_or(0);
+        self.status.set_lag(wal, wal.saturating_sub(acked), lag_ms);
+    }
+
+    /// Compacts small files and vacuums past the retention; failures are only logged.
+    async fn maintain(&mut self) {
+        let retention = self.cfg.retention;
+        for (object_id, tables) in &mut self.tables {
+            for table in [&mut tables.current, &mut tables.history] {
+                if table.delta().version().is_none() || table.file_count() < 8 {
+                    continue;
+                }
+                match table.maintain(retention).await {
+                    Ok((compacted, removed)) => {
+                        info!(object_id, compacted, removed, "lake table compacted")
+                    }
+                    Err(e) => warn!(object_id, error = %e, "compaction failed"),
+                }
+            }
+        }
+    }
+
+    /// Drops the slot if PostgreSQL invalidated it; returns whether it did.
+    async fn drop_lost_slot(&self) -> Result<bool, IngestError> {
+        let state: Option<Option<String>> =
+            sqlx::query_scalar("SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1")
+                .bind(&self.cfg.slot)
+                .fetch_optional(&self.pool)
+                .await?;
+        if state.flatten().as_deref() == Some("lost") {
+            warn!(slot = %self.cfg.slot, "the replication slot was lost; recreating it and copying every table again");
+            sqlx::query("SELECT pg_drop_replication_slot($1)")
+                .bind(&self.cfg.slot)
+                .execute(&self.pool)
+                .await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+/// Writes one table's changes, skipping those its log says are in already. Returns the
+/// number of changes applied.
+async fn apply_rows(
+    tables: &mut Tables,
+    layout: &ObjectLayout,
+    rows: &[PendingRow],
+) -> Result<usize, TableError> {
+    let Some(last) = rows.last().map(|r| r.lsn) else {
+        return Ok(0);
+    };
+    // Rows are in commit order, so what is already applied is a prefix.
+    let from = rows.partition_point(|r| tables.current.has_applied(r.lsn));
+    if from < rows.len() {
+        let schema = layout.current_schema();
+        tables.current.ensure_columns(&schema).await?;
+        if let Some(changes) = current_changes(layout, &rows[from..])? {
+            write_current(&mut tables.current, layout, changes, last).await?;
+        }
+    }
+    let from = rows.partition_point(|r| tables.history.has_applied(r.lsn));
+    if from < rows.len() {
+        tables
+            .history
+            .ensure_columns(&layout.history_schema())
+            .await?;
+        tables
+            .history
+            .append(history_rows(layout, &rows[from..])?, last)
+            .await?;
+    }
+    Ok(rows.len() - from)
+}
+
+async fn write_current(
+    table: &mut LakeTable,
+    layout: &ObjectLayout,
+    changes: CurrentChanges,
+    lsn: Lsn,
+) -> Result<(), TableError> {
+    tracing::debug!(
+        upserts = changes.upserts,
+        deletes = changes.deletes,
+        append = changes.only_inserts,
+        "current state"
+    );
+    if changes.only_inserts {
+        return table.append(current_rows(layout, &changes)?, lsn).await;
+    }
+    if table.delta().version().is_none() {
+        // Nothing to update or delete in a table that doesn't exist yet.
+        let keep = deltalake::arrow::compute::not(
+            changes
+                .batch
+                .column_by_name(DELETED)
+                .map(|c| c.as_boolean())
+                .ok_or_else(|| TableError::Schema("merge source without `_deleted`".into()))?,
+        )
+        .map_err(|e| TableError::Schema(e.to_string()))?;
+        let upserts = filter_record_batch(&changes.batch, &keep)
+            .map_err(|e| TableError::Schema(e.to_string()))?;
+        let n = upserts.num_columns() - 1;
+        let rows = RecordBatch::try_new(layout.current_schema(), upserts.columns()[..n].to_vec())
+            .map_err(|e| TableError::Schema(e.to_string()))?;
+        return table.append(rows, lsn).await;
+    }
+    let columns = column_names(&layout.current_schema());
+    table.merge(changes.batch, &columns, lsn).await
+}
+
+fn new_status(layout: &ObjectLayout, state: TableState) -> TableStatus {
+    TableStatus {
+        workspace_id: layout.workspace_id,
+        object_id: layout.object_id,
+        object: layout.api_name.clone(),
+        state,
+        last_applied_lsn: None,
+        last_commit_at: None,
+        lag_bytes: None,
+        lag_ms: None,
+        changes_applied: 0,
+        snapshot_rows: 0,
+        last_error: None,
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Refuses to start unless PostgreSQL decodes logical changes, saying how to fix it.
+pub async fn check_wal_level(pool: &PgPool) -> Result<(), IngestError> {
+    let level: String = sqlx::query_scalar("SHOW wal_level").fetch_one(pool).await?;
+    if level != "logical" {
+        return Err(IngestError::WalLevel { found: level });
+    }
+    Ok(())
+}

@@ -1,0 +1,432 @@
+//! The replication source: pgoutput over the streaming replication protocol.
+//!
+//! `pg_walstream` (pinned to an exact version; its API changes often) is used only in this
+//! file. The rest of the crate sees [`Change`], [`Tuple`], [`SlotSnapshot`] and the
+//! [`ChangeSource`] trait, so replacing the client touches nothing else.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use pg_walstream::{
+    ChangeEvent, EventType, LogicalReplicationStream, ReplicationSlotOptions,
+    ReplicationStreamConfig, RetryConfig, RowData, SharedLsnFeedback, SnapshotOutcome,
+    SnapshotRows, StreamingMode,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::IngestError;
+
+/// A position in PostgreSQL's write-ahead log.
+pub type Lsn = u64;
+
+/// Formats an LSN the way PostgreSQL does (`16/B374D848`).
+pub fn format_lsn(lsn: Lsn) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}
+
+/// Parses PostgreSQL's `X/Y` LSN text.
+pub fn parse_lsn(text: &str) -> Option<Lsn> {
+    let (hi, lo) = text.split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+}
+
+/// What a row change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Insert => "insert",
+            Op::Update => "update",
+            Op::Delete => "delete",
+        }
+    }
+}
+
+/// One decoded message of the change stream, in commit order.
+#[derive(Debug)]
+pub enum Change {
+    /// A transaction starts; `commit_lsn` is where its commit record is.
+    Begin {
+        commit_lsn: Lsn,
+        commit_ts: DateTime<Utc>,
+    },
+    /// Boxed: a decoded tuple is large and most messages are begins and commits.
+    Row(Box<RowChange>),
+    /// The transaction is committed; `end_lsn` is the position to acknowledge once it is durable.
+    Commit { commit_lsn: Lsn, end_lsn: Lsn },
+}
+
+/// A row inserted, updated or deleted in a published table.
+#[derive(Debug)]
+pub struct RowChange {
+    pub schema: Arc<str>,
+    pub table: Arc<str>,
+    pub op: Op,
+    /// The row after the change (insert, update).
+    pub new: Option<Tuple>,
+    /// The row before it (update, delete; the whole row, as record tables are REPLICA IDENTITY FULL).
+    pub old: Option<Tuple>,
+}
+
+/// A row's column values as PostgreSQL's text output.
+#[derive(Debug, Clone)]
+pub struct Tuple(RowData);
+
+/// One column of a [`Tuple`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell<'a> {
+    /// Not in the message: an unchanged TOASTed value, or a column the row didn't have then.
+    Absent,
+    Null,
+    Text(&'a str),
+}
+
+impl Tuple {
+    pub fn get(&self, column: &str) -> Cell<'_> {
+        match self.0.get(column) {
+            None => Cell::Absent,
+            Some(v) if v.is_null() => Cell::Null,
+            // pgoutput's text mode is UTF-8 (the database encoding is); anything else is null.
+            Some(v) => v.as_str().map_or(Cell::Null, Cell::Text),
+        }
+    }
+
+    /// The names of the columns present in the message.
+    pub fn columns(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(name, _)| name.as_ref())
+    }
+}
+
+/// Where the stream comes from and where acknowledgements go.
+pub trait ChangeSource: Send {
+    /// The next change; waits until there is one.
+    fn next(&mut self) -> impl Future<Output = Result<Change, IngestError>> + Send;
+    /// Everything up to `lsn` is durable in the lake: the slot may release it.
+    fn acknowledge(&self, lsn: Lsn);
+    /// Stops reading and sends the last acknowledgement.
+    fn close(self) -> impl Future<Output = ()> + Send;
+}
+
+/// How to reach the slot.
+#[derive(Debug, Clone)]
+pub struct SlotConfig {
+    /// A libpq URL; `replication=database` is added here.
+    pub database_url: String,
+    pub slot: String,
+    pub publication: String,
+}
+
+impl SlotConfig {
+    fn replication_url(&self) -> Result<String, IngestError> {
+        let mut url = url::Url::parse(&self.database_url)
+            .map_err(|e| IngestError::Replication(format!("DATABASE_URL is not a URL: {e}")))?;
+        url.query_pairs_mut().append_pair("replication", "database");
+        Ok(url.to_string())
+    }
+
+    fn stream_config(&self, slot: &str, temporary: bool) -> ReplicationStreamConfig {
+        // Protocol 1 without streaming: a transaction arrives whole, after its commit, so a
+        // batch only ever holds committed work. `messages` lets the idle heartbeat through.
+        ReplicationStreamConfig::builder(slot, self.publication.clone())
+            .with_protocol_version(1)
+            .with_streaming_mode(StreamingMode::Off)
+            .with_messages(true)
+            .with_feedback_interval(Duration::from_secs(1))
+            .with_connection_timeout(Duration::from_secs(30))
+            .with_health_check_interval(Duration::from_secs(60))
+            .with_retry_config(RetryConfig::default())
+            .with_slot_options(ReplicationSlotOptions {
+                temporary,
+                snapshot: Some("export".into()),
+                ..Default::default()
+            })
+    }
+}
+
+/// A replication connection whose slot exists but which is not streaming yet.
+pub struct Slot {
+    // Boxed: the client's state is a couple of kilobytes and slots are moved around.
+    stream: Box<LogicalReplicationStream>,
+}
+
+/// The slot, as [`open_slot`] found it.
+pub enum OpenedSlot {
+    /// It existed: stream from its confirmed position.
+    Existing(Slot),
+    /// This call created it: copy the tables from its exported snapshot first, then
+    /// [`SlotSnapshot::finish`] gives the stream back, which continues with no gap and no
+    /// duplicate.
+    Created(SlotSnapshot),
+}
+
+/// Opens the slot, creating it if needed.
+pub async fn open_slot(cfg: &SlotConfig) -> Result<OpenedSlot, IngestError> {
+    let stream =
+        LogicalReplicationStream::new(&cfg.replication_url()?, cfg.stream_config(&cfg.slot, false))
+            .await?;
+    match stream.snapshot().await? {
+        SnapshotOutcome::Unavailable(stream) => Ok(OpenedSlot::Existing(Slot {
+            stream: Box::new(stream),
+        })),
+        SnapshotOutcome::Available(mut snap) => {
+            snap.retain_tables(|t| t.relation().namespace.as_ref() == RECORD_SCHEMA);
+            let lsn = snap.consistent_point().value();
+            Ok(OpenedSlot::Created(SlotSnapshot {
+                rows: Some(Box::new(snap.rows())),
+                lsn,
+                temporary: false,
+            }))
+        }
+    }
+}
+
+/// A snapshot of some record tables at `lsn` from a temporary slot, for resynchronising
+/// tables while the main slot keeps its position (which is behind `lsn`, so every change
+/// after the snapshot is still to come on the main stream).
+pub async fn temporary_snapshot(
+    cfg: &SlotConfig,
+    tables: &[String],
+) -> Result<SlotSnapshot, IngestError> {
+    let name = format!("{}_resync_{}", cfg.slot, std::process::id());
+    let stream =
+        LogicalReplicationStream::new(&cfg.replication_url()?, cfg.stream_config(&name, true))
+            .await?;
+    match stream.snapshot().await? {
+        SnapshotOutcome::Available(mut snap) => {
+            snap.retain_tables(|t| {
+                t.relation().namespace.as_ref() == RECORD_SCHEMA
+                    && tables
+                        .iter()
+                        .any(|n| n == t.relation().relation_name.as_ref())
+            });
+            let lsn = snap.consistent_point().value();
+            Ok(SlotSnapshot {
+                rows: Some(Box::new(snap.rows())),
+                lsn,
+                temporary: true,
+            })
+        }
+        SnapshotOutcome::Unavailable(_) => Err(IngestError::Replication(format!(
+            "temporary slot {name} already existed, so it exported no snapshot"
+        ))),
+    }
+}
+
+/// The schema holding one table per object.
+pub const RECORD_SCHEMA: &str = "oneo_records";
+
+/// Rows of the snapshot a slot exported, table after table.
+pub struct SlotSnapshot {
+    // Boxed: the snapshot reader holds the replication client, a couple of kilobytes.
+    rows: Option<Box<SnapshotRows>>,
+    lsn: Lsn,
+    temporary: bool,
+}
+
+impl SlotSnapshot {
+    /// The slot's consistent point: the snapshot holds every transaction committed before it,
+    /// the stream every transaction committed at or after it.
+    pub fn lsn(&self) -> Lsn {
+        self.lsn
+    }
+
+    /// The next row: its table's name and values; `None` when every table is copied.
+    pub async fn next_row(&mut self) -> Result<Option<(Arc<str>, Tuple)>, IngestError> {
+        let Some(rows) = self.rows.as_mut() else {
+            return Ok(None);
+        };
+        Ok(rows
+            .next_row()
+            .await?
+            .map(|r| (r.relation.relation_name.clone(), Tuple(r.data))))
+    }
+
+    /// Ends the copy. For the main slot this returns the stream, ready to start; a temporary
+    /// slot is dropped with its connection.
+    pub async fn finish(mut self) -> Result<Option<Slot>, IngestError> {
+        let Some(rows) = self.rows.take() else {
+            return Ok(None);
+        };
+        if self.temporary {
+            drop(rows.abandon().await);
+            return Ok(None);
+        }
+        Ok(Some(Slot {
+            stream: Box::new(rows.finish().await?),
+        }))
+    }
+}
+
+impl Slot {
+    /// Starts streaming from the slot's confirmed position. Changes are read on their own task
+    /// into a bounded queue, so decoding overlaps with writing the lake.
+    pub async fn start(mut self, cancel: CancellationToken) -> Result<PgChangeSource, IngestError> {
+        self.stream.start(None).await?;
+        let feedback = Arc::clone(&self.stream.shared_lsn_feedback);
+        let mut events = self.stream.into_stream(cancel.clone());
+        let (tx, rx) = mpsc::channel(16 * 1024);
+        let reader = tokio::spawn(async move {
+            loop {
+                match events.next_event().await {
+                    Ok(ev) => {
+                        if let Some(change) = convert(ev)
+                            && tx.send(Ok(change)).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let stopped = matches!(e, pg_walstream::ReplicationError::Cancelled(_));
+                        if !stopped {
+                            drop(tx.send(Err(e.into())).await);
+                        }
+                        break;
+                    }
+                }
+            }
+            // Sends the last acknowledgement and closes the connection.
+            drop(events.shutdown().await);
+        });
+        Ok(PgChangeSource {
+            rx,
+            feedback,
+            cancel,
+            reader: AbortOnDrop(Some(reader)),
+        })
+    }
+}
+
+/// The live change stream of the slot.
+pub struct PgChangeSource {
+    rx: mpsc::Receiver<Result<Change, IngestError>>,
+    feedback: Arc<SharedLsnFeedback>,
+    cancel: CancellationToken,
+    reader: AbortOnDrop,
+}
+
+/// The reader task dies with its source, whichever way the source goes.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
+
+impl ChangeSource for PgChangeSource {
+    async fn next(&mut self) -> Result<Change, IngestError> {
+        self.rx.recv().await.unwrap_or(Err(IngestError::Stopped))
+    }
+
+    fn acknowledge(&self, lsn: Lsn) {
+        self.feedback.update_flushed_lsn(lsn);
+        self.feedback.update_applied_lsn(lsn);
+    }
+
+    async fn close(mut self) {
+        self.cancel.cancel();
+        // The reader may be blocked on a full queue; draining lets it see the cancellation.
+        self.rx.close();
+        if let Some(task) = self.reader.0.take() {
+            drop(tokio::time::timeout(Duration::from_secs(5), task).await);
+        }
+    }
+}
+
+fn convert(ev: ChangeEvent) -> Option<Change> {
+    Some(match ev.event_type {
+        EventType::Begin {
+            final_lsn,
+            commit_timestamp,
+            ..
+        } => Change::Begin {
+            commit_lsn: final_lsn.value(),
+            commit_ts: commit_timestamp,
+        },
+        EventType::Commit {
+            commit_lsn,
+            end_lsn,
+            ..
+        } => Change::Commit {
+            commit_lsn: commit_lsn.value(),
+            end_lsn: end_lsn.value(),
+        },
+        EventType::Insert {
+            schema,
+            table,
+            data,
+            ..
+        } => Change::Row(Box::new(RowChange {
+            schema,
+            table,
+            op: Op::Insert,
+            new: Some(Tuple(data)),
+            old: None,
+        })),
+        EventType::Update {
+            schema,
+            table,
+            old_data,
+            new_data,
+            ..
+        } => Change::Row(Box::new(RowChange {
+            schema,
+            table,
+            op: Op::Update,
+            new: Some(Tuple(new_data)),
+            old: old_data.map(Tuple),
+        })),
+        EventType::Delete {
+            schema,
+            table,
+            old_data,
+            ..
+        } => Change::Row(Box::new(RowChange {
+            schema,
+            table,
+            op: Op::Delete,
+            new: None,
+            old: Some(Tuple(old_data)),
+        })),
+        // Relation and type messages are decoded by the client into column names; the
+        // heartbeat message only needs its transaction's begin and commit.
+        _ => return None,
+    })
+}
+
+/// A tuple built by hand, for tests of the code that reads tuples.
+#[cfg(test)]
+pub fn test_tuple(cells: &[(&str, Option<&str>)]) -> Tuple {
+    use pg_walstream::ColumnValue;
+    Tuple(RowData::from_pairs(
+        cells
+            .iter()
+            .map(|(k, v)| (*k, v.map_or(ColumnValue::Null, ColumnValue::text)))
+            .collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsn_text_round_trips() {
+        for lsn in [0, 1, 0x16_B374_D848, u64::MAX] {
+            assert_eq!(parse_lsn(&format_lsn(lsn)), Some(lsn));
+        }
+        assert_eq!(format_lsn(0x16_B374_D848), "16/B374D848");
+        assert_eq!(parse_lsn("nope"), None);
+    }
+}
