@@ -1,12 +1,13 @@
 //! `oneo demo`: a running platform from an empty PostgreSQL.
 //!
-//! Today it creates the database if needed, migrates, creates (or reuses) the "Demo"
-//! workspace, loads the sample data into a new one, mints a fresh admin key, and serves.
-//! Ingest, models and dashboards join here as those capabilities land.
+//! It creates the database if needed, migrates, creates (or reuses) the "Demo" workspace,
+//! loads the sample data into a new one, starts ingest and waits until the lake holds every
+//! change, mints a fresh admin key, and serves. Models and dashboards join here as those
+//! capabilities land.
 
 use anyhow::Context;
 use oneo_api::Application;
-use oneo_api::config::{DatabaseConfig, HttpConfig};
+use oneo_api::config::{DatabaseConfig, HttpConfig, LakeConfig};
 use sqlx::ConnectOptions;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
@@ -59,7 +60,12 @@ async fn ensure_database(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run(http: HttpConfig, scale: usize, seed: u64) -> anyhow::Result<()> {
+pub async fn run(
+    http: HttpConfig,
+    lake: LakeConfig,
+    scale: usize,
+    seed: u64,
+) -> anyhow::Result<()> {
     let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
     ensure_database(&url).await?;
     let db = DatabaseConfig {
@@ -67,12 +73,17 @@ pub async fn run(http: HttpConfig, scale: usize, seed: u64) -> anyhow::Result<()
         db_max_connections: 20,
     };
     let app = Application::build(&db, &http).await?;
+    // Before loading anything: ingest can't run without logical decoding.
+    oneo_ingest::check_wal_level(app.pool()).await?;
     let (workspace, created) = demo_workspace(app.pool()).await?;
     let ws_id = workspace.parse().context("workspace id")?;
     if created {
         eprintln!("loading sample data: {scale} contacts (seed {seed})");
         crate::generate::run(app.pool(), ws_id, scale, seed, None).await?;
     }
+    let shutdown = shutdown_token();
+    let (app, ingest) = crate::serve::start_ingest(app, &db, &lake, &shutdown)?;
+    crate::serve::wait_for_lake(&app, &ingest, &shutdown).await?;
     let mut conn = app.pool().acquire().await?;
     let (_, key) =
         oneo_api::db::workspace::create_key(&mut conn, ws_id, "demo", oneo_api::auth::Role::Admin)
@@ -88,7 +99,10 @@ pub async fn run(http: HttpConfig, scale: usize, seed: u64) -> anyhow::Result<()
     println!("  API key:   {key}");
     println!("  REST:      {base}/v1   (OpenAPI: {base}/openapi.json)");
     println!("  try:       curl -s -H 'Authorization: Bearer {key}' {base}/v1/objects");
+    println!(
+        "  lake:      {} (ingest: curl -s -H 'Authorization: Bearer {key}' {base}/v1/ingest/status)",
+        ingest.handle.lake().root()
+    );
     println!("Ctrl-C stops it.");
-    app.run_until_stopped(shutdown_token()).await?;
-    Ok(())
+    crate::serve::serve(app, Some(ingest), shutdown).await
 }

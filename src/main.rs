@@ -67,10 +67,12 @@ enum Command {
         #[arg(long)]
         no_ingest: bool,
     },
-    /// From nothing to a running platform: database, migrations, a workspace, the server.
+    /// From nothing to a running platform: database, migrations, a workspace, sample data in the lake, the server.
     Demo {
         #[command(flatten)]
         http: HttpConfig,
+        #[command(flatten)]
+        lake: LakeConfig,
         /// Contacts in the sample data loaded into a new demo workspace.
         #[arg(long, default_value_t = 50_000)]
         scale: usize,
@@ -109,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                "info,sqlx=warn,buoyant_kernel=off,deltalake_core=error".into()
+                "info,sqlx=warn,buoyant_kernel=off,deltalake_core=error,pg_walstream=error".into()
             }),
         )
         .with_writer(std::io::stderr)
@@ -149,7 +151,12 @@ async fn main() -> anyhow::Result<()> {
             let pool = open_database(&db).await?;
             generate::run(&pool, workspace, scale, seed, relational_copy.as_deref()).await?;
         }
-        Command::Demo { http, scale, seed } => demo::run(http, scale, seed).await?,
+        Command::Demo {
+            http,
+            lake,
+            scale,
+            seed,
+        } => demo::run(http, lake, scale, seed).await?,
     }
     Ok(())
 }

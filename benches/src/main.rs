@@ -1,8 +1,12 @@
-//! `cargo run -p oneo-benches --release -- api`: the REST write path measured over real HTTP.
+//! Oneo's benchmark harness, each measurement against a fresh database on the local
+//! PostgreSQL (dropped afterwards) and a server on a free loopback port:
 //!
-//! Starts the server on a free loopback port against a fresh database on the local
-//! PostgreSQL, then measures single-record create latency (sequential requests, p50/p99) and
-//! bulk create throughput (1,000-record requests). The database is dropped afterwards.
+//! - `cargo run -p oneo-benches --release -- api`: single-record create latency (sequential
+//!   requests, p50/p99) and bulk create throughput (1,000-record requests) over real HTTP.
+//! - `… -- ingest-backlog --scale 140000`: about a million changes already in the WAL, then
+//!   the time ingest takes to put them all in the lake (changes/s).
+//! - `… -- ingest-freshness --rate 2000 --seconds 30`: a steady write load through the API
+//!   with ingest beside the server; p50/p95 from a write's request to its being in the lake.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +15,8 @@ use clap::{Parser, Subcommand};
 use oneo_api::Application;
 use oneo_api::config::{DatabaseConfig, HttpConfig};
 use serde_json::{Value, json};
+
+mod ingest;
 use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
 
@@ -40,9 +46,22 @@ enum Command {
         #[arg(long, default_value_t = 1_000)]
         batch: usize,
     },
+    /// Backlog catch-up: the synthetic data set at `--scale` (≈7.5 changes per unit) is
+    /// written while ingest is stopped, then ingest is timed until the lake holds it all.
+    IngestBacklog {
+        #[arg(long, default_value_t = 140_000)]
+        scale: usize,
+    },
+    /// Live freshness: `--rate` writes/s through the API for `--seconds`, ingest running.
+    IngestFreshness {
+        #[arg(long, default_value_t = 2_000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+    },
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx.min(sorted.len() - 1)]
 }
@@ -141,20 +160,45 @@ async fn main() -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let base = format!("http://{}", app.local_addr());
+        let pool = app.pool().clone();
+        let app_pool = &pool;
         let stop = CancellationToken::new();
         let server = tokio::spawn(app.run_until_stopped(stop.clone()));
+        let lake = tempfile::tempdir()?;
+        let ingest_cfg =
+            oneo_ingest::IngestConfig::new(&db.database_url, lake.path().to_string_lossy());
         let outcome = match cli.command {
             Command::Api {
                 single,
                 bulk_requests,
                 batch,
             } => api_bench(&base, &created.api_key, single, bulk_requests, batch).await,
+            Command::IngestBacklog { scale } => {
+                ingest::backlog(app_pool, ingest_cfg, created.workspace_id, scale).await
+            }
+            Command::IngestFreshness { rate, seconds } => {
+                ingest::freshness(
+                    app_pool,
+                    ingest_cfg,
+                    &base,
+                    &created.api_key,
+                    created.workspace_id,
+                    rate,
+                    seconds,
+                )
+                .await
+            }
         };
         stop.cancel();
         server.await??;
         outcome
     }
     .await;
+    // An ingest bench leaves its replication slot; the database can't be dropped under it.
+    sqlx::query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active")
+        .bind(&db_name)
+        .execute(&mut admin)
+        .await?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"
     )))
