@@ -147,7 +147,8 @@ async fn check_counts(pool: &PgPool, cfg: &IngestConfig, workspace: Uuid) -> any
     Ok(())
 }
 
-/// Drives `rate` writes/s (three creates to one update) through the REST API for `seconds`
+/// Drives `rate` record writes/s (three creates to one update; `batch` records per request,
+/// bulk when more than one) through the REST API for `seconds`
 /// while ingest runs beside the server, and reports how long each write took from the moment
 /// it was sent until the lake held it (the pipeline acknowledged an LSN at or past the one
 /// the API returned in `Oneo-Lsn`).
@@ -158,8 +159,15 @@ pub async fn freshness(
     key: &str,
     workspace: Uuid,
     rate: f64,
+    batch: usize,
     seconds: u64,
 ) -> anyhow::Result<()> {
+    ensure!(
+        (1..=1000).contains(&batch),
+        "--batch takes 1 to 1000 records per request"
+    );
+    // Requests per second; each carries `batch` record writes.
+    let rate = rate / batch as f64;
     let running = Running::start(cfg, pool)?;
     running.wait_streaming(workspace).await?;
 
@@ -185,7 +193,7 @@ pub async fn freshness(
     const WORKERS: usize = 32;
     let client = reqwest::Client::new();
     let start = Instant::now() + Duration::from_millis(200);
-    let total = (rate * seconds as f64) as usize;
+    let total = (rate * seconds as f64).max(1.0) as usize;
     let mut workers = Vec::new();
     for w in 0..WORKERS {
         let client = client.clone();
@@ -199,16 +207,28 @@ pub async fn freshness(
                 tokio::time::sleep_until((start + Duration::from_secs_f64(i as f64 / rate)).into())
                     .await;
                 let sent = Instant::now();
-                let req = if i % 4 == 3 && !mine.is_empty() {
-                    let (id, version) = &mine[(i / 4) % mine.len()];
-                    client
-                        .patch(format!("{base}/v1/records/deal/{id}"))
-                        .json(&json!({"stage": "negotiation", "amount": format!("{}.00", 1000 + i % 9000), "version": version}))
-                } else {
-                    client.post(format!("{base}/v1/records/deal")).json(&json!({
-                        "name": format!("Deal {i}"), "amount": format!("{}.{:02}", 1000 + i % 90_000, i % 100),
-                        "stage": "proposal", "close_date": "2026-12-31", "owner": "Ann"
-                    }))
+                let update = i % 4 == 3 && mine.len() >= batch;
+                let deal = |n: usize| json!({
+                    "name": format!("Deal {n}"), "amount": format!("{}.{:02}", 1000 + n % 90_000, n % 100),
+                    "stage": "proposal", "close_date": "2026-12-31", "owner": "Ann"
+                });
+                let change = |k: usize| {
+                    let (id, version) = &mine[(i / 4 * batch + k) % mine.len()];
+                    json!({"id": id, "version": version, "stage": "negotiation", "amount": format!("{}.00", 1000 + (i + k) % 9000)})
+                };
+                let req = match (batch, update) {
+                    (1, true) => {
+                        let mut c = change(0);
+                        let id = c.as_object_mut().and_then(|o| o.remove("id")).unwrap_or_default();
+                        client.patch(format!("{base}/v1/records/deal/{}", id.as_str().unwrap_or_default())).json(&c)
+                    }
+                    (1, false) => client.post(format!("{base}/v1/records/deal")).json(&deal(i)),
+                    (_, true) => client.post(format!("{base}/v1/records/deal/bulk")).json(&json!({
+                        "operation": "update", "records": (0..batch).map(change).collect::<Vec<_>>()
+                    })),
+                    (_, false) => client.post(format!("{base}/v1/records/deal/bulk")).json(&json!({
+                        "operation": "create", "records": (0..batch).map(|k| deal(i * batch + k)).collect::<Vec<_>>()
+                    })),
                 };
                 let resp = req.header("authorization", &auth).send().await?;
                 let status = resp.status();
@@ -220,13 +240,19 @@ pub async fn freshness(
                 let body: serde_json::Value = resp.json().await?;
                 ensure!(status.is_success(), "write failed with {status}: {body}");
                 let lsn = lsn.context("a write without an Oneo-Lsn header")?;
-                let (Some(id), Some(version)) = (body["id"].as_str(), body["version"].as_i64())
-                else {
-                    bail!("a write answered without id and version: {body}");
+                let written = if batch == 1 {
+                    vec![body.clone()]
+                } else {
+                    body["records"].as_array().cloned().unwrap_or_default()
                 };
-                match mine.iter_mut().find(|(m, _)| m == id) {
-                    Some(entry) => entry.1 = version,
-                    None => mine.push((id.to_string(), version)),
+                for r in &written {
+                    let (Some(id), Some(version)) = (r["id"].as_str(), r["version"].as_i64()) else {
+                        bail!("a write answered without id and version: {r}");
+                    };
+                    match mine.iter_mut().find(|(m, _)| m == id) {
+                        Some(entry) => entry.1 = version,
+                        None => mine.push((id.to_string(), version)),
+                    }
                 }
                 writes.push((sent, lsn));
                 i += WORKERS;
@@ -238,7 +264,7 @@ pub async fn freshness(
     for w in workers {
         writes.extend(w.await??);
     }
-    let achieved = writes.len() as f64 / start.elapsed().as_secs_f64();
+    let achieved = (writes.len() * batch) as f64 / start.elapsed().as_secs_f64();
     // Let the last writes arrive (a heartbeat moves the acknowledgement past an idle end).
     let last = writes.iter().map(|(_, l)| *l).max().unwrap_or(0);
     let wait = Instant::now();
@@ -271,8 +297,9 @@ pub async fn freshness(
         .collect();
     lat.sort();
     println!(
-        "ingest freshness      {:.0} writes/s through the API for {seconds} s (target {rate:.0}), {} measured: commit-to-visible p50={:.0} ms  p95={:.0} ms  p99={:.0} ms  max={:.0} ms",
+        "ingest freshness      {:.0} record writes/s through the API ({batch} per request) for {seconds} s (target {:.0}), {} requests measured: commit-to-visible p50={:.0} ms  p95={:.0} ms  p99={:.0} ms  max={:.0} ms",
         achieved,
+        rate * batch as f64,
         lat.len(),
         percentile(&lat, 0.50).as_secs_f64() * 1e3,
         percentile(&lat, 0.95).as_secs_f64() * 1e3,

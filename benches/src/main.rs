@@ -54,8 +54,12 @@ enum Command {
     },
     /// Live freshness: `--rate` writes/s through the API for `--seconds`, ingest running.
     IngestFreshness {
+        /// Record writes per second.
         #[arg(long, default_value_t = 2_000.0)]
         rate: f64,
+        /// Records per request (more than one: bulk creates and updates).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
         #[arg(long, default_value_t = 30)]
         seconds: u64,
     },
@@ -176,7 +180,11 @@ async fn main() -> anyhow::Result<()> {
             Command::IngestBacklog { scale } => {
                 ingest::backlog(app_pool, ingest_cfg, created.workspace_id, scale).await
             }
-            Command::IngestFreshness { rate, seconds } => {
+            Command::IngestFreshness {
+                rate,
+                batch,
+                seconds,
+            } => {
                 ingest::freshness(
                     app_pool,
                     ingest_cfg,
@@ -184,6 +192,7 @@ async fn main() -> anyhow::Result<()> {
                     &created.api_key,
                     created.workspace_id,
                     rate,
+                    batch,
                     seconds,
                 )
                 .await

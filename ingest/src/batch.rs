@@ -82,15 +82,77 @@ fn value_columns(layout: &ObjectLayout) -> Vec<(String, String, DataType)> {
     cols
 }
 
+/// Finds a column's position among the columns wanted, by name; remembers the answer per
+/// message position, because every message of a relation lists its columns in the same order
+/// and with the same shared name.
+struct ColumnIndex<'a> {
+    by_name: HashMap<&'a str, usize>,
+    /// Per message position: the name's address seen there and the column it maps to.
+    seen: Vec<Option<(*const u8, Option<usize>)>>,
+}
+
+impl<'a> ColumnIndex<'a> {
+    fn new(sources: &'a [String]) -> Self {
+        Self {
+            by_name: sources
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.as_str(), i))
+                .collect(),
+            seen: Vec::new(),
+        }
+    }
+
+    fn find(&mut self, position: usize, name: &Arc<str>) -> Option<usize> {
+        let addr = Arc::as_ptr(name).cast::<u8>();
+        if position >= self.seen.len() {
+            self.seen.resize(position + 1, None);
+        }
+        match self.seen[position] {
+            Some((a, column)) if a == addr => column,
+            _ => {
+                let column = self.by_name.get(name.as_ref()).copied();
+                self.seen[position] = Some((addr, column));
+                column
+            }
+        }
+    }
+
+    /// A row's values in column order. An unchanged TOASTed value is absent from the new
+    /// row: it stays as the old row had it.
+    fn fill<'r>(&mut self, row: &'r PendingRow, out: &mut [Option<&'r str>]) {
+        out.fill(None);
+        for tuple in [row.old.as_ref(), row.new.as_ref()].into_iter().flatten() {
+            for (position, (name, cell)) in tuple.cells().enumerate() {
+                if let Some(c) = self.find(position, name) {
+                    out[c] = match cell {
+                        Cell::Text(t) => Some(t),
+                        Cell::Null | Cell::Absent => None,
+                    };
+                }
+            }
+        }
+    }
+}
+
 fn build_values(layout: &ObjectLayout, rows: &[&PendingRow]) -> Result<Vec<ArrayRef>, TableError> {
-    value_columns(layout)
-        .into_iter()
-        .map(|(name, source, data_type)| {
-            let mut builder = ColumnBuilder::new(&data_type, rows.len()).ok_or_else(|| {
+    let cols = value_columns(layout);
+    let sources: Vec<String> = cols.iter().map(|(_, s, _)| s.clone()).collect();
+    let width = cols.len();
+    // Row-major gather in one pass over each message, then one builder per column.
+    let mut index = ColumnIndex::new(&sources);
+    let mut values: Vec<Option<&str>> = vec![None; rows.len() * width];
+    for (row, out) in rows.iter().zip(values.chunks_mut(width.max(1))) {
+        index.fill(row, out);
+    }
+    cols.iter()
+        .enumerate()
+        .map(|(c, (name, source, data_type))| {
+            let mut builder = ColumnBuilder::new(data_type, rows.len()).ok_or_else(|| {
                 TableError::Schema(format!("column `{name}` has unsupported type {data_type}"))
             })?;
-            for row in rows {
-                let v = row.value(&source);
+            for r in 0..rows.len() {
+                let v = values[r * width + c];
                 builder.append(v).map_err(|reason| TableError::Value {
                     column: name.clone(),
                     source_column: source.clone(),

@@ -262,6 +262,7 @@ impl Pipeline {
             if stale {
                 self.layouts = load_layouts(&self.pool).await?;
             }
+            let started = Instant::now();
             let mut tables: Vec<(i64, Vec<PendingRow>)> = b.rows.into_iter().collect();
             tables.sort_unstable_by_key(|(id, _)| *id);
             for (object_id, rows) in tables {
@@ -272,6 +273,12 @@ impl Pipeline {
                 self.apply(&layout, rows).await?;
             }
             source.acknowledge(end_lsn);
+            let waited = b.opened.map(|t| started.saturating_duration_since(t));
+            tracing::debug!(
+                write_ms = started.elapsed().as_millis() as u64,
+                gathered_ms = waited.map(|w| w.as_millis() as u64),
+                "batch in the lake"
+            );
             self.status.pipeline(|p| {
                 p.acknowledged = Some(end_lsn);
                 p.acknowledged_lsn = Some(format_lsn(end_lsn));

@@ -100,6 +100,18 @@ impl Tuple {
         }
     }
 
+    /// The columns present in the message, in its order, with their values.
+    pub fn cells(&self) -> impl Iterator<Item = (&Arc<str>, Cell<'_>)> {
+        self.0.iter().map(|(name, v)| {
+            let cell = if v.is_null() {
+                Cell::Null
+            } else {
+                v.as_str().map_or(Cell::Null, Cell::Text)
+            };
+            (name, cell)
+        })
+    }
+
     /// The names of the columns present in the message.
     pub fn columns(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(name, _)| name.as_ref())
