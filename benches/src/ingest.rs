@@ -147,6 +147,15 @@ async fn check_counts(pool: &PgPool, cfg: &IngestConfig, workspace: Uuid) -> any
     Ok(())
 }
 
+/// The write load of the freshness bench.
+pub struct Load {
+    /// Record writes per second.
+    pub rate: f64,
+    /// Records per request.
+    pub batch: usize,
+    pub seconds: u64,
+}
+
 /// Drives `rate` record writes/s (three creates to one update; `batch` records per request,
 /// bulk when more than one) through the REST API for `seconds`
 /// while ingest runs beside the server, and reports how long each write took from the moment
@@ -158,10 +167,13 @@ pub async fn freshness(
     base: &str,
     key: &str,
     workspace: Uuid,
-    rate: f64,
-    batch: usize,
-    seconds: u64,
+    load: Load,
 ) -> anyhow::Result<()> {
+    let Load {
+        rate,
+        batch,
+        seconds,
+    } = load;
     ensure!(
         (1..=1000).contains(&batch),
         "--batch takes 1 to 1000 records per request"

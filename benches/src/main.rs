@@ -191,9 +191,11 @@ async fn main() -> anyhow::Result<()> {
                     &base,
                     &created.api_key,
                     created.workspace_id,
-                    rate,
-                    batch,
-                    seconds,
+                    ingest::Load {
+                        rate,
+                        batch,
+                        seconds,
+                    },
                 )
                 .await
             }
