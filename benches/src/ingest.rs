@@ -73,6 +73,13 @@ pub async fn backlog(
     first.wait_streaming(workspace).await?;
     first.stop().await?;
 
+    // A second slot at the same point: PostgreSQL's own pgoutput decoding of the same WAL,
+    // with nothing done with its output, is the reference the figure is read against.
+    let reference = format!("{}_decode_reference", cfg.slot);
+    sqlx::query("SELECT pg_create_logical_replication_slot($1, 'pgoutput')")
+        .bind(&reference)
+        .execute(pool)
+        .await?;
     let data = tokio::task::spawn_blocking(move || oneo_data::generate(scale, 42)).await?;
     let t = Instant::now();
     let loaded = oneo_api::load::load(pool, workspace, &data, &|_, _, _| {})
@@ -108,6 +115,25 @@ pub async fn backlog(
         "ingest backlog        {changes} changes (WAL up to {wal}) in {secs:.1} s = {:.0} changes/s  ({} batches)",
         changes as f64 / secs,
         report.pipeline.batches
+    );
+    let t = Instant::now();
+    let messages: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_logical_slot_get_binary_changes($1, $2::text::pg_lsn, NULL, \
+         'proto_version', '1', 'publication_names', $3)",
+    )
+    .bind(&reference)
+    .bind(&wal)
+    .bind(&cfg.publication)
+    .fetch_one(pool)
+    .await?;
+    let decode = t.elapsed().as_secs_f64();
+    sqlx::query("SELECT pg_drop_replication_slot($1)")
+        .bind(&reference)
+        .execute(pool)
+        .await?;
+    println!(
+        "  reference           PostgreSQL decoding the same WAL alone (pgoutput, output discarded): {decode:.1} s = {:.0} changes/s ({messages} messages)",
+        changes as f64 / decode
     );
     Ok(())
 }
