@@ -60,6 +60,9 @@ async fn ensure_database(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The report the demo suggests: open pipeline by stage, with subtotals.
+const DEMO_REPORT: &str = r#"{"type": "summary", "object": "deal", "groupings": [{"field": "stage"}, {"field": "company.industry"}], "aggregates": [{"fn": "sum", "field": "amount"}, {"fn": "count"}], "sort": [{"by": "sum_amount", "desc": true}]}"#;
+
 pub async fn run(
     http: HttpConfig,
     lake: LakeConfig,
@@ -102,6 +105,12 @@ pub async fn run(
     println!(
         "  lake:      {} (ingest: curl -s -H 'Authorization: Bearer {key}' {base}/v1/ingest/status)",
         ingest.handle.lake().root()
+    );
+    println!(
+        "  report:    curl -s -H 'Authorization: Bearer {key}' -H 'content-type: application/json' {base}/v1/reports/run \\\n               -d '{DEMO_REPORT}'"
+    );
+    println!(
+        "  SQL:       curl -s -H 'Authorization: Bearer {key}' -H 'content-type: application/json' {base}/v1/sql \\\n               -d '{{\"sql\": \"SELECT stage, count(*) FROM crm.deal GROUP BY stage\"}}'"
     );
     println!("Ctrl-C stops it.");
     crate::serve::serve(app, Some(ingest), shutdown).await

@@ -35,7 +35,9 @@ pub fn start_ingest(
             tracing::error!(error = %e, "ingest stopped; the API keeps serving");
         }
     });
-    Ok((app.with_ingest(handle.clone()), IngestTask { handle, task }))
+    let query = oneo_query::QueryConfig::new(handle.lake().root().clone());
+    let app = app.with_ingest(handle.clone()).with_lake(query);
+    Ok((app, IngestTask { handle, task }))
 }
 
 /// Serves until `shutdown`, then stops ingest too.

@@ -32,6 +32,9 @@ pub enum ApiError {
     Unavailable(String),
     #[error("internal error")]
     Internal(#[source] sqlx::Error),
+    /// The query engine failed on a valid question (a lake read, an engine fault).
+    #[error("the query failed: {0}")]
+    Query(String),
 }
 
 impl ApiError {
@@ -68,6 +71,7 @@ impl ApiError {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", vec![]),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", vec![]),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", vec![]),
+            Self::Query(_) => (StatusCode::INTERNAL_SERVER_ERROR, "query_failed", vec![]),
         }
     }
 }
@@ -94,6 +98,9 @@ impl IntoResponse for ApiError {
         let (status, code, details) = self.parts();
         if let Self::Internal(source) = &self {
             tracing::error!(error = %source, "request failed");
+        }
+        if let Self::Query(message) = &self {
+            tracing::error!(error = %message, "query failed");
         }
         let body =
             json!({"error": {"code": code, "message": self.to_string(), "details": details}});

@@ -34,6 +34,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// The ingest pipeline running beside the API, when there is one.
     pub ingest: Option<oneo_ingest::IngestHandle>,
+    /// Where reports and SQL read the lake, when this server has one.
+    pub lake: Option<std::sync::Arc<oneo_query::QueryConfig>>,
 }
 
 /// The REST server, bound and ready to serve.
@@ -73,7 +75,11 @@ impl Application {
                 })?;
         Ok(Self {
             listener,
-            state: AppState { pool, ingest: None },
+            state: AppState {
+                pool,
+                ingest: None,
+                lake: None,
+            },
             http: http.clone(),
         })
     }
@@ -89,6 +95,12 @@ impl Application {
     /// Serves ingest's status and resync endpoints from this pipeline.
     pub fn with_ingest(mut self, handle: oneo_ingest::IngestHandle) -> Self {
         self.state.ingest = Some(handle);
+        self
+    }
+
+    /// Answers reports and SQL from this lake.
+    pub fn with_lake(mut self, cfg: oneo_query::QueryConfig) -> Self {
+        self.state.lake = Some(std::sync::Arc::new(cfg));
         self
     }
 

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{health, ingest, keys, objects, records};
+use crate::routes::{health, ingest, keys, objects, records, reports};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,6 +15,7 @@ use crate::routes::{health, ingest, keys, objects, records};
         records::list, records::create, records::get, records::update, records::delete, records::bulk,
         keys::list, keys::create, keys::revoke,
         ingest::status, ingest::metrics, ingest::resync,
+        reports::run, reports::sql,
     ),
     modifiers(&BearerKey)
 )]

@@ -7,6 +7,32 @@ use arrow_schema::{DataType, Field, TimeUnit};
 
 use crate::field::{FieldDef, FieldType};
 
+/// Under this application id ingest records, in each Delta table's log, the commit LSN it
+/// has applied (Delta's `txn` action); readers take it as the table's freshness.
+pub const INGEST_APP_ID: &str = "oneo-ingest";
+
+/// Current state or change history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    Current,
+    History,
+}
+
+impl TableKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableKind::Current => "current",
+            TableKind::History => "history",
+        }
+    }
+}
+
+/// Where an object's table sits under the lake's root: `<workspace id>/o<object id>/<kind>/`.
+/// Built from ids only, never from user text.
+pub fn table_path(workspace: uuid::Uuid, object_id: i64, kind: TableKind) -> String {
+    format!("{workspace}/o{object_id}/{}/", kind.as_str())
+}
+
 /// Precision of every decimal column: 38 digits, the widest Decimal128.
 pub const DECIMAL_PRECISION: u8 = 38;
 

@@ -23,29 +23,13 @@ use crate::error::{IngestError, TableError};
 use crate::layout::columns;
 use crate::source::Lsn;
 
-/// The application id under which ingest records its progress in each table's log.
-pub const APP_ID: &str = "oneo-ingest";
+use oneo_catalog::lake::INGEST_APP_ID as APP_ID;
+pub use oneo_catalog::lake::TableKind;
 
 /// The lake's root: a local folder or an object store URL.
 #[derive(Debug, Clone)]
 pub struct Lake {
     root: Url,
-}
-
-/// Current state or change history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TableKind {
-    Current,
-    History,
-}
-
-impl TableKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TableKind::Current => "current",
-            TableKind::History => "history",
-        }
-    }
 }
 
 impl Lake {
@@ -87,7 +71,7 @@ impl Lake {
 
     /// `<root>/<workspace id>/o<object id>/<current|history>/`.
     pub fn table_url(&self, workspace: Uuid, object_id: i64, kind: TableKind) -> Url {
-        let rel = format!("{workspace}/o{object_id}/{}/", kind.as_str());
+        let rel = oneo_catalog::lake::table_path(workspace, object_id, kind);
         // Joining a relative path made of a UUID, digits and a fixed word can't fail.
         self.root.join(&rel).unwrap_or_else(|_| self.root.clone())
     }

@@ -36,6 +36,7 @@ pub use error::{IngestError, TableError};
 pub use lake::{Lake, TableKind};
 pub use pipeline::check_wal_level;
 use pipeline::{Command, Pipeline};
+pub use source::{format_lsn, parse_lsn};
 pub use status::{StatusHandle, StatusReport, TableState, TableStatus};
 
 /// Ingest's settings; [`IngestConfig::new`] gives the defaults.

@@ -117,6 +117,11 @@ impl StatusHandle {
         }
     }
 
+    /// How far the lake was behind PostgreSQL at the last measurement.
+    pub fn lag_ms(&self) -> Option<u64> {
+        self.read().pipeline.lag_ms
+    }
+
     pub fn report(&self, workspace: Uuid) -> StatusReport {
         let inner = self.read();
         StatusReport {

@@ -3,6 +3,7 @@ pub(crate) mod ingest;
 pub(crate) mod keys;
 pub(crate) mod objects;
 pub(crate) mod records;
+pub(crate) mod reports;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode};
@@ -43,6 +44,8 @@ pub fn app(state: AppState) -> Router {
                 .patch(records::update)
                 .delete(records::delete),
         )
+        .route("/v1/reports/run", post(reports::run))
+        .route("/v1/sql", post(reports::sql))
         .route("/v1/api-keys", get(keys::list).post(keys::create))
         .route("/v1/ingest/status", get(ingest::status))
         .route("/v1/ingest/metrics", get(ingest::metrics))

@@ -66,6 +66,7 @@ impl TestApp {
         let router = app(AppState {
             pool: pool.clone(),
             ingest: None,
+            lake: None,
         });
         Self {
             router,

@@ -1,0 +1,46 @@
+use datafusion::error::DataFusionError;
+
+/// Why a report or a query could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The spec is wrong: `part` names where (`filters[2].value`, `groupings[0].field`).
+    #[error("{part}: {message}")]
+    Spec { part: String, message: String },
+    /// The SQL text is wrong or asks for something read-only SQL may not do.
+    #[error("{0}")]
+    Sql(String),
+    /// The query ran longer than the session allows.
+    #[error("the query ran longer than {0} s and was stopped")]
+    Timeout(u64),
+    #[error("the lake could not be read: {0}")]
+    Lake(#[from] deltalake::DeltaTableError),
+    #[error("the query failed: {0}")]
+    Engine(#[from] DataFusionError),
+}
+
+impl QueryError {
+    pub fn spec(part: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Spec {
+            part: part.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Whether the caller's input is at fault (a 400) rather than the service (a 500).
+    pub fn is_caller_error(&self) -> bool {
+        match self {
+            Self::Spec { .. } | Self::Sql(_) => true,
+            // A plan or schema error comes from what the caller asked for; resource
+            // exhaustion is the memory limit refusing an oversized question.
+            Self::Engine(e) => matches!(
+                e.find_root(),
+                DataFusionError::Plan(_)
+                    | DataFusionError::SchemaError(..)
+                    | DataFusionError::SQL(..)
+                    | DataFusionError::NotImplemented(_)
+                    | DataFusionError::ResourcesExhausted(_)
+            ),
+            Self::Timeout(_) | Self::Lake(_) => false,
+        }
+    }
+}

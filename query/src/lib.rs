@@ -1,0 +1,47 @@
+//! Oneo's query engine: DataFusion over a workspace's Delta tables.
+//!
+//! A [`WorkspaceSession`] sees one workspace's lake as the schema `crm` (a table per object,
+//! columns named by field API names). Reports ([`ReportSpec`]) compile to DataFusion plans
+//! through the DataFrame API, every identifier checked against the catalog; [`run_sql`]
+//! answers read-only SQL over the same tables.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), oneo_query::QueryError> {
+//! use oneo_query::{DateContext, QueryConfig, WorkspaceSchema, WorkspaceSession, run_report};
+//! let cfg = QueryConfig::new(url::Url::parse("file:///srv/oneo/lake/").unwrap());
+//! let schema = WorkspaceSchema { workspace_id: uuid::Uuid::nil(), objects: vec![] };
+//! let session = WorkspaceSession::new(&cfg, schema)?;
+//! let spec = serde_json::from_str(r#"{"type": "summary", "object": "deal",
+//!     "groupings": [{"field": "stage"}], "aggregates": [{"fn": "sum", "field": "amount"}]}"#)
+//!     .expect("a valid spec");
+//! let answer = run_report(&session, &spec, &DateContext::new(chrono::Utc::now())).await?;
+//! println!("{}", serde_json::to_string_pretty(&answer).unwrap());
+//! # Ok(()) }
+//! ```
+
+mod dates;
+mod error;
+mod filter;
+mod matrix;
+mod path;
+mod report;
+mod result;
+mod spec;
+mod sql;
+mod workspace;
+
+pub use dates::DateContext;
+pub use error::QueryError;
+pub use matrix::{MatrixResult, MatrixSubtotal};
+pub use report::{DEFAULT_LIMIT, MAX_LIMIT, ReportResult, Subtotal, run_report};
+pub use result::{ColumnInfo, Freshness};
+pub use spec::{
+    Aggregate, AggregateFn, DatePeriod, Filter, FilterOp, Grouping, ReportKind, ReportSpec, SortKey,
+};
+pub use sql::{SQL_ROW_LIMIT, SqlResult, run_sql};
+pub use workspace::{ObjectDef, QueryConfig, WorkspaceSchema, WorkspaceSession};
+
+/// Formats an LSN the way PostgreSQL does (`16/B374D848`).
+pub fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}

@@ -1,0 +1,179 @@
+//! Field paths (`deal.company.industry` is `company.industry` from `deal`): each hop follows
+//! a lookup with a left join, each distinct hop joined once.
+
+use datafusion::common::{Column, JoinType};
+use datafusion::logical_expr::Expr;
+use datafusion::prelude::DataFrame;
+use oneo_catalog::{FieldDef, FieldType};
+
+use crate::error::QueryError;
+use crate::workspace::{ObjectDef, WorkspaceSchema, WorkspaceSession, system_field};
+
+/// The primary object's alias in every plan.
+const ROOT: &str = "t0";
+/// Longest path: a lookup chain longer than this is almost certainly a mistake.
+const MAX_HOPS: usize = 5;
+
+/// A path resolved to a column of the joined plan.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub path: String,
+    pub expr: Expr,
+    pub field: FieldDef,
+}
+
+struct Join {
+    /// The lookup path this join follows (`company`, `company.parent`).
+    prefix: String,
+    alias: String,
+    object: String,
+    /// The lookup column it joins on, in the plan so far.
+    on: Expr,
+}
+
+/// Resolves paths from one primary object and builds the joins they need.
+pub struct Paths<'a> {
+    schema: &'a WorkspaceSchema,
+    root: &'a ObjectDef,
+    joins: Vec<Join>,
+}
+
+fn column(alias: &str, name: &str) -> Expr {
+    Expr::Column(Column::new(Some(alias), name))
+}
+
+impl<'a> Paths<'a> {
+    pub fn new(schema: &'a WorkspaceSchema, object: &str) -> Result<Self, QueryError> {
+        let root = schema.object(object).ok_or_else(|| {
+            QueryError::spec(
+                "object",
+                format!(
+                    "there is no object `{object}` in this workspace (there are: {})",
+                    schema.object_names().join(", ")
+                ),
+            )
+        })?;
+        Ok(Self {
+            schema,
+            root,
+            joins: Vec::new(),
+        })
+    }
+
+    /// Resolves `path`; `part` says where it came from, for errors.
+    pub fn resolve(&mut self, path: &str, part: &str) -> Result<Resolved, QueryError> {
+        let segments: Vec<&str> = path.split('.').collect();
+        if segments.iter().any(|s| s.is_empty()) {
+            return Err(QueryError::spec(
+                part,
+                format!("`{path}` is not a field path (field names joined by dots)"),
+            ));
+        }
+        if segments.len() > MAX_HOPS + 1 {
+            return Err(QueryError::spec(
+                part,
+                format!("`{path}` follows more than {MAX_HOPS} lookups"),
+            ));
+        }
+        let (last, hops) = segments.split_last().unwrap_or((&"", &[]));
+        let mut object = self.root;
+        let mut alias = ROOT.to_string();
+        let mut prefix = String::new();
+        for hop in hops {
+            let field = object
+                .field(hop)
+                .ok_or_else(|| unknown(part, path, hop, object))?;
+            let target = match (&field.field_type, &field.target) {
+                (FieldType::Lookup, Some(t)) => t,
+                _ => {
+                    return Err(QueryError::spec(
+                        part,
+                        format!(
+                            "`{hop}` on `{}` is a {} field, not a lookup, so `{path}` can't follow it",
+                            object.api_name,
+                            field.field_type.as_str()
+                        ),
+                    ));
+                }
+            };
+            // The target is looked up in this workspace only: a path never leaves it.
+            let next = self.schema.object(target).ok_or_else(|| {
+                QueryError::spec(
+                    part,
+                    format!(
+                        "`{hop}` points to `{target}`, which is not an object of this workspace"
+                    ),
+                )
+            })?;
+            if !prefix.is_empty() {
+                prefix.push('.');
+            }
+            prefix.push_str(hop);
+            alias = self.join(&prefix, &alias, hop, next);
+            object = next;
+        }
+        let field = match system_field(last) {
+            Some(f) => f,
+            None => object
+                .field(last)
+                .cloned()
+                .ok_or_else(|| unknown(part, path, last, object))?,
+        };
+        if !field.field_type.is_stored() {
+            return Err(QueryError::spec(
+                part,
+                format!(
+                    "`{path}` is a {} field; computed fields are not available in reports yet",
+                    field.field_type.as_str()
+                ),
+            ));
+        }
+        Ok(Resolved {
+            path: path.to_string(),
+            expr: column(&alias, last),
+            field,
+        })
+    }
+
+    fn join(&mut self, prefix: &str, from_alias: &str, lookup: &str, to: &ObjectDef) -> String {
+        if let Some(j) = self.joins.iter().find(|j| j.prefix == prefix) {
+            return j.alias.clone();
+        }
+        let alias = format!("j{}", self.joins.len() + 1);
+        self.joins.push(Join {
+            prefix: prefix.to_string(),
+            alias: alias.clone(),
+            object: to.api_name.clone(),
+            on: column(from_alias, lookup),
+        });
+        alias
+    }
+
+    /// The primary table with every join the resolved paths need.
+    pub async fn plan(&self, session: &WorkspaceSession) -> Result<DataFrame, QueryError> {
+        let ctx = session.context();
+        let mut df = ctx.table(self.root.api_name.as_str()).await?.alias(ROOT)?;
+        for j in &self.joins {
+            let right = ctx.table(j.object.as_str()).await?.alias(&j.alias)?;
+            df = df.join_on(
+                right,
+                JoinType::Left,
+                [j.on.clone().eq(column(&j.alias, "id"))],
+            )?;
+        }
+        Ok(df)
+    }
+}
+
+fn unknown(part: &str, path: &str, name: &str, object: &ObjectDef) -> QueryError {
+    let mut names: Vec<&str> = vec!["id", "created_at", "updated_at"];
+    names.extend(object.fields.iter().map(|f| f.api_name.as_str()));
+    QueryError::spec(
+        part,
+        format!(
+            "`{path}`: `{}` has no field `{name}` (it has: {})",
+            object.api_name,
+            names.join(", ")
+        ),
+    )
+}

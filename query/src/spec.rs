@@ -1,0 +1,212 @@
+//! The report spec: what an analyst asks for, as JSON.
+//!
+//! ```
+//! let spec: oneo_query::ReportSpec = serde_json::from_value(serde_json::json!({
+//!     "type": "summary",
+//!     "object": "deal",
+//!     "filters": [{"field": "close_date", "op": "equals", "value": "THIS_FISCAL_YEAR"}],
+//!     "groupings": [{"field": "company.industry"}, {"field": "close_date", "date": "quarter"}],
+//!     "aggregates": [{"fn": "sum", "field": "amount"}, {"fn": "count"}],
+//!     "sort": [{"by": "sum_amount", "desc": true}]
+//! })).unwrap();
+//! assert_eq!(spec.groupings.len(), 2);
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// A report: its kind, primary object and what to show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSpec {
+    #[serde(rename = "type")]
+    pub kind: ReportKind,
+    /// The primary object; field paths start from it.
+    pub object: String,
+    /// Tabular: the field paths to show, e.g. `name`, `company.industry`.
+    #[serde(default)]
+    pub columns: Vec<String>,
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+    /// How the filters combine, by their 1-based numbers: `"1 AND (2 OR 3)"`. All of them
+    /// ANDed when absent.
+    #[serde(default)]
+    pub filter_logic: Option<String>,
+    /// Summary: the groupings, outermost first. Matrix: the row groupings.
+    #[serde(default)]
+    pub groupings: Vec<Grouping>,
+    /// Matrix: the column groupings.
+    #[serde(default)]
+    pub column_groupings: Vec<Grouping>,
+    #[serde(default)]
+    pub aggregates: Vec<Aggregate>,
+    #[serde(default)]
+    pub sort: Vec<SortKey>,
+    /// Most rows returned (tabular: records; summary: groups). Beyond it the response says
+    /// `truncated` and gives the total.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportKind {
+    Tabular,
+    Summary,
+    Matrix,
+    Joined,
+}
+
+/// One condition on a field path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    pub field: String,
+    pub op: FilterOp,
+    /// A value of the field's type; an array for `in`, `not_in` and `between`; for dates and
+    /// datetimes also a relative date (`TODAY`, `LAST_N_DAYS:30`, `THIS_QUARTER`, …). Absent
+    /// for `is_null` and `is_not_null`.
+    #[serde(default)]
+    pub value: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterOp {
+    Equals,
+    NotEquals,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Between,
+    In,
+    NotIn,
+    Contains,
+    StartsWith,
+    IsNull,
+    IsNotNull,
+}
+
+impl FilterOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Equals => "equals",
+            Self::NotEquals => "not_equals",
+            Self::Lt => "lt",
+            Self::Le => "le",
+            Self::Gt => "gt",
+            Self::Ge => "ge",
+            Self::Between => "between",
+            Self::In => "in",
+            Self::NotIn => "not_in",
+            Self::Contains => "contains",
+            Self::StartsWith => "starts_with",
+            Self::IsNull => "is_null",
+            Self::IsNotNull => "is_not_null",
+        }
+    }
+}
+
+/// Rows grouped by a field path's value, or by its date truncated to a period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grouping {
+    pub field: String,
+    /// Dates and datetimes: group by this period's start.
+    #[serde(default)]
+    pub date: Option<DatePeriod>,
+    /// The output column's name; by default the path, with `:<period>` for a date grouping.
+    #[serde(default, rename = "as")]
+    pub alias: Option<String>,
+}
+
+impl Grouping {
+    pub fn name(&self) -> String {
+        match (&self.alias, self.date) {
+            (Some(a), _) => a.clone(),
+            (None, Some(p)) => format!("{}:{}", self.field, p.as_str()),
+            (None, None) => self.field.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DatePeriod {
+    Day,
+    Week,
+    Month,
+    Quarter,
+    Year,
+}
+
+impl DatePeriod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Day => "day",
+            Self::Week => "week",
+            Self::Month => "month",
+            Self::Quarter => "quarter",
+            Self::Year => "year",
+        }
+    }
+}
+
+/// An aggregate over the rows of each group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Aggregate {
+    #[serde(rename = "fn")]
+    pub function: AggregateFn,
+    /// The field path; absent only for `count` (rows).
+    #[serde(default)]
+    pub field: Option<String>,
+    /// The output column's name; by default `<fn>_<path>` (`count` for a row count).
+    #[serde(default, rename = "as")]
+    pub alias: Option<String>,
+}
+
+impl Aggregate {
+    pub fn name(&self) -> String {
+        match (&self.alias, &self.field) {
+            (Some(a), _) => a.clone(),
+            (None, Some(f)) => format!("{}_{f}", self.function.as_str()),
+            (None, None) => self.function.as_str().to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AggregateFn {
+    Count,
+    CountDistinct,
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Median,
+}
+
+impl AggregateFn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Count => "count",
+            Self::CountDistinct => "count_distinct",
+            Self::Sum => "sum",
+            Self::Avg => "avg",
+            Self::Min => "min",
+            Self::Max => "max",
+            Self::Median => "median",
+        }
+    }
+}
+
+/// Order by an output column: a tabular column's path, or a grouping's or aggregate's name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SortKey {
+    pub by: String,
+    #[serde(default)]
+    pub desc: bool,
+}

@@ -1,0 +1,273 @@
+//! A workspace's lake as a DataFusion catalog: schema `crm`, one table per object, opened
+//! lazily from its Delta table the first time a query names it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::catalog::{
+    CatalogProvider, MemTable, MemoryCatalogProvider, SchemaProvider, TableProvider,
+};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::{ViewTable, provider_as_source};
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
+use datafusion::prelude::{SessionConfig, SessionContext};
+use deltalake::{DeltaTable, DeltaTableError};
+use oneo_catalog::lake::{INGEST_APP_ID, TableKind, table_path};
+use oneo_catalog::{FieldDef, FieldType};
+use tracing::Instrument;
+use url::Url;
+use uuid::Uuid;
+
+use crate::error::QueryError;
+
+/// The catalog and schema every workspace's tables live in: `oneo.crm.<object>`.
+pub const CATALOG: &str = "oneo";
+pub const SCHEMA: &str = "crm";
+
+/// An object as the query engine needs it: its lake table and its fields.
+#[derive(Debug, Clone)]
+pub struct ObjectDef {
+    pub id: i64,
+    pub api_name: String,
+    pub fields: Vec<FieldDef>,
+}
+
+impl ObjectDef {
+    pub fn field(&self, api_name: &str) -> Option<&FieldDef> {
+        self.fields.iter().find(|f| f.api_name == api_name)
+    }
+
+    /// The table's columns: the system columns, then every stored field in order.
+    pub fn lake_schema(&self) -> SchemaRef {
+        let mut cols = oneo_catalog::lake::system_columns();
+        for f in &self.fields {
+            if let Some(t) = oneo_catalog::lake::arrow_type(f) {
+                cols.push(Field::new(&f.api_name, t, true));
+            }
+        }
+        Arc::new(Schema::new(cols))
+    }
+}
+
+/// One workspace's objects. Only these are visible to its queries: tenants are walls.
+#[derive(Debug, Clone)]
+pub struct WorkspaceSchema {
+    pub workspace_id: Uuid,
+    pub objects: Vec<ObjectDef>,
+}
+
+impl WorkspaceSchema {
+    pub fn object(&self, api_name: &str) -> Option<&ObjectDef> {
+        self.objects.iter().find(|o| o.api_name == api_name)
+    }
+
+    pub fn object_names(&self) -> Vec<&str> {
+        self.objects.iter().map(|o| o.api_name.as_str()).collect()
+    }
+}
+
+/// The system columns as field definitions, so paths can name them like fields.
+pub fn system_field(name: &str) -> Option<FieldDef> {
+    let t = match name {
+        "id" => FieldType::Lookup,
+        "created_at" | "updated_at" => FieldType::Datetime,
+        _ => return None,
+    };
+    Some(FieldDef::new(name, name, t))
+}
+
+/// Engine limits, shared by every workspace session.
+#[derive(Debug, Clone)]
+pub struct QueryConfig {
+    /// The lake's root (as ingest resolved it), ending in `/`.
+    pub lake_root: Url,
+    /// Most memory one query may hold for sorts, joins and aggregations.
+    pub memory_limit_bytes: usize,
+    /// Longest a query may run.
+    pub timeout: Duration,
+}
+
+impl QueryConfig {
+    pub fn new(lake_root: Url) -> Self {
+        Self {
+            lake_root,
+            memory_limit_bytes: 1 << 30,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A DataFusion session that sees exactly one workspace's lake tables.
+pub struct WorkspaceSession {
+    ctx: SessionContext,
+    schema: Arc<WorkspaceSchema>,
+    tables: Arc<LakeSchema>,
+    timeout: Duration,
+}
+
+impl WorkspaceSession {
+    pub fn new(cfg: &QueryConfig, schema: WorkspaceSchema) -> Result<Self, QueryError> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(cfg.memory_limit_bytes, 1.0)
+            .build_arc()?;
+        let config = SessionConfig::new()
+            .with_create_default_catalog_and_schema(false)
+            .with_default_catalog_and_schema(CATALOG, SCHEMA)
+            .with_information_schema(true);
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        let schema = Arc::new(schema);
+        let tables = Arc::new(LakeSchema {
+            root: cfg.lake_root.clone(),
+            schema: Arc::clone(&schema),
+            opened: Mutex::default(),
+        });
+        let catalog = MemoryCatalogProvider::new();
+        catalog.register_schema(SCHEMA, Arc::clone(&tables) as Arc<dyn SchemaProvider>)?;
+        ctx.register_catalog(CATALOG, Arc::new(catalog));
+        Ok(Self {
+            ctx,
+            schema,
+            tables,
+            timeout: cfg.timeout,
+        })
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    pub fn schema(&self) -> &WorkspaceSchema {
+        &self.schema
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The lowest commit LSN applied to the tables this session has read: every answer it
+    /// gave reflects at least the changes up to there. `None` before any table is read, or
+    /// when a table read has no ingested change yet.
+    pub fn applied_lsn(&self) -> Option<u64> {
+        let opened = self.tables.opened.lock().unwrap_or_else(|p| p.into_inner());
+        let mut min: Option<u64> = None;
+        for lsn in opened.values() {
+            let lsn = (*lsn)?;
+            min = Some(min.map_or(lsn, |m| m.min(lsn)));
+        }
+        min
+    }
+}
+
+/// The `crm` schema: the workspace's objects, each opened on first use.
+#[derive(Debug)]
+struct LakeSchema {
+    root: Url,
+    schema: Arc<WorkspaceSchema>,
+    /// Tables opened so far and the LSN ingest had applied to each.
+    opened: Mutex<HashMap<String, Option<u64>>>,
+}
+
+impl LakeSchema {
+    async fn open(&self, object: &ObjectDef) -> Result<Arc<dyn TableProvider>, QueryError> {
+        let path = table_path(self.schema.workspace_id, object.id, TableKind::Current);
+        let url = self
+            .root
+            .join(&path)
+            .map_err(|e| QueryError::Lake(DeltaTableError::InvalidTableLocation(e.to_string())))?;
+        let wanted = object.lake_schema();
+        let table = match open_existing(url).await? {
+            Some(t) => t,
+            None => {
+                // No change reached the lake yet: an empty table of the right shape.
+                self.record(object, None);
+                return Ok(Arc::new(MemTable::try_new(wanted, vec![vec![]])?));
+            }
+        };
+        let applied = table
+            .snapshot()?
+            .transaction_version(table.log_store().as_ref(), INGEST_APP_ID)
+            .await?
+            .and_then(|v| u64::try_from(v).ok());
+        self.record(object, applied);
+        let provider = table.table_provider().await?;
+        Ok(Arc::new(catalog_view(&object.api_name, provider, &wanted)?))
+    }
+
+    fn record(&self, object: &ObjectDef, lsn: Option<u64>) {
+        let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        opened.insert(object.api_name.clone(), lsn);
+    }
+}
+
+/// The Delta table at `url`, or `None` where nothing was written yet.
+async fn open_existing(url: Url) -> Result<Option<DeltaTable>, QueryError> {
+    if url.scheme() == "file"
+        && let Ok(path) = url.to_file_path()
+        && !path.join("_delta_log").is_dir()
+    {
+        return Ok(None);
+    }
+    match deltalake::open_table(url).await {
+        Ok(t) => Ok(Some(t)),
+        Err(DeltaTableError::NotATable(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The lake table seen through the catalog: exactly the catalog's columns in its order (a
+/// field added since the last change reads as null; a deleted field's column and ingest's
+/// bookkeeping columns are hidden).
+fn catalog_view(
+    name: &str,
+    provider: Arc<dyn TableProvider>,
+    wanted: &Schema,
+) -> DfResult<ViewTable> {
+    let have = provider.schema();
+    let exprs = wanted
+        .fields()
+        .iter()
+        .map(|f| {
+            if have.field_with_name(f.name()).is_ok() {
+                col(f.name().as_str())
+            } else {
+                lit(ScalarValue::try_from(f.data_type()).unwrap_or(ScalarValue::Null))
+                    .alias(f.name())
+            }
+        })
+        .collect::<Vec<_>>();
+    let plan = LogicalPlanBuilder::scan(name, provider_as_source(provider), None)?
+        .project(exprs)?
+        .build()?;
+    Ok(ViewTable::new(plan, None))
+}
+
+#[async_trait]
+impl SchemaProvider for LakeSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.schema
+            .objects
+            .iter()
+            .map(|o| o.api_name.clone())
+            .collect()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        let Some(object) = self.schema.object(name) else {
+            return Ok(None);
+        };
+        self.open(object)
+            .instrument(tracing::debug_span!("open_lake_table", object = name))
+            .await
+            .map(Some)
+            .map_err(|e| DataFusionError::External(Box::new(e)))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.schema.object(name).is_some()
+    }
+}

@@ -1,0 +1,498 @@
+//! Reports and SQL from the lake, end to end: the synthetic data set is loaded through the
+//! API's loader, ingested into a real Delta lake, and every report answered over HTTP must
+//! equal a hand-written SQL query on PostgreSQL over the same data (schema `rel`).
+
+mod harness;
+
+use harness::{Env, Row, report_rows};
+use serde_json::{Value, json};
+
+/// Rows in a stable order, for set equality where a report leaves order unspecified.
+fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
+    rows.sort_by_key(|r| format!("{r:?}"));
+    rows
+}
+
+/// A report whose rows (in any order) must equal the oracle's.
+struct Case {
+    name: &'static str,
+    spec: Value,
+    sql: &'static str,
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "pipeline by stage",
+            spec: json!({"type": "summary", "object": "deal", "groupings": [{"field": "stage"}],
+                         "aggregates": [{"fn": "count"}, {"fn": "sum", "field": "amount"}]}),
+            sql: "SELECT stage, count(*) AS count, sum(amount) AS sum_amount FROM rel.deal GROUP BY stage",
+        },
+        Case {
+            name: "amount statistics by owner and stage",
+            spec: json!({"type": "summary", "object": "deal", "groupings": [{"field": "owner"}, {"field": "stage"}],
+                         "aggregates": [{"fn": "avg", "field": "amount"}, {"fn": "min", "field": "amount"},
+                                        {"fn": "max", "field": "amount"}, {"fn": "max", "field": "close_date"}]}),
+            sql: "SELECT owner, stage, avg(amount) AS avg_amount, min(amount) AS min_amount, max(amount) AS max_amount,
+                         max(close_date) AS max_close_date FROM rel.deal GROUP BY owner, stage",
+        },
+        Case {
+            name: "median deal size by lead source",
+            spec: json!({"type": "summary", "object": "deal", "groupings": [{"field": "lead_source"}],
+                         "aggregates": [{"fn": "median", "field": "probability"}, {"fn": "count_distinct", "field": "company"}]}),
+            sql: "SELECT lead_source, percentile_cont(0.5) WITHIN GROUP (ORDER BY probability)::numeric AS median_probability,
+                         count(DISTINCT company_id) AS count_distinct_company FROM rel.deal GROUP BY lead_source",
+        },
+        Case {
+            name: "pipeline by the company's industry (one lookup)",
+            spec: json!({"type": "summary", "object": "deal", "groupings": [{"field": "company.industry"}],
+                         "aggregates": [{"fn": "sum", "field": "amount", "as": "pipeline"}]}),
+            sql: "SELECT c.industry AS \"company.industry\", sum(d.amount) AS pipeline
+                    FROM rel.deal d LEFT JOIN rel.company c ON c.id = d.company_id GROUP BY c.industry",
+        },
+        Case {
+            name: "activities by the deal's company's industry (two lookups)",
+            spec: json!({"type": "summary", "object": "activity",
+                         "groupings": [{"field": "deal.company.industry"}, {"field": "type"}],
+                         "aggregates": [{"fn": "count"}, {"fn": "sum", "field": "duration_minutes"}]}),
+            sql: "SELECT c.industry AS \"deal.company.industry\", a.type, count(*) AS count,
+                         sum(a.duration_minutes) AS sum_duration_minutes
+                    FROM rel.activity a LEFT JOIN rel.deal d ON d.id = a.deal_id
+                    LEFT JOIN rel.company c ON c.id = d.company_id GROUP BY c.industry, a.type",
+        },
+        Case {
+            name: "deals by close quarter",
+            spec: json!({"type": "summary", "object": "deal", "groupings": [{"field": "close_date", "date": "quarter"}],
+                         "aggregates": [{"fn": "count"}]}),
+            sql: "SELECT date_trunc('quarter', close_date)::date AS \"close_date:quarter\", count(*) AS count
+                    FROM rel.deal GROUP BY 1",
+        },
+        Case {
+            name: "activities by month and week",
+            spec: json!({"type": "summary", "object": "activity",
+                         "groupings": [{"field": "occurred_at", "date": "month"}, {"field": "occurred_at", "date": "week", "as": "week"}],
+                         "aggregates": [{"fn": "count"}]}),
+            sql: "SELECT date_trunc('month', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS \"occurred_at:month\",
+                         date_trunc('week', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS week, count(*) AS count
+                    FROM rel.activity GROUP BY 1, 2",
+        },
+        Case {
+            name: "closed deals above 10,000 (in, ge)",
+            spec: json!({"type": "summary", "object": "deal", "groupings": [{"field": "stage"}],
+                         "filters": [{"field": "stage", "op": "in", "value": ["closed_won", "closed_lost"]},
+                                     {"field": "amount", "op": "ge", "value": "10000"}],
+                         "aggregates": [{"fn": "count"}]}),
+            sql: "SELECT stage, count(*) AS count FROM rel.deal
+                   WHERE stage IN ('closed_won', 'closed_lost') AND amount >= 10000 GROUP BY stage",
+        },
+        Case {
+            name: "filter logic 1 AND (2 OR NOT 3)",
+            spec: json!({"type": "summary", "object": "deal", "groupings": [{"field": "lead_source"}],
+                         "filters": [{"field": "stage", "op": "equals", "value": "closed_won"},
+                                     {"field": "lead_source", "op": "equals", "value": "web"},
+                                     {"field": "amount", "op": "lt", "value": 25000}],
+                         "filter_logic": "1 AND (2 OR NOT 3)",
+                         "aggregates": [{"fn": "count"}, {"fn": "sum", "field": "amount"}]}),
+            sql: "SELECT lead_source, count(*) AS count, sum(amount) AS sum_amount FROM rel.deal
+                   WHERE stage = 'closed_won' AND (lead_source = 'web' OR NOT (amount < 25000)) GROUP BY lead_source",
+        },
+        Case {
+            name: "not_in, not_equals, between, gt, le",
+            spec: json!({"type": "summary", "object": "deal", "groupings": [{"field": "owner"}],
+                         "filters": [{"field": "stage", "op": "not_in", "value": ["prospecting"]},
+                                     {"field": "lead_source", "op": "not_equals", "value": "other"},
+                                     {"field": "amount", "op": "between", "value": [5000, "60000.50"]},
+                                     {"field": "close_date", "op": "gt", "value": "2025-03-01"},
+                                     {"field": "probability", "op": "le", "value": 90}],
+                         "aggregates": [{"fn": "count"}]}),
+            sql: "SELECT owner, count(*) AS count FROM rel.deal
+                   WHERE stage NOT IN ('prospecting') AND lead_source <> 'other' AND amount BETWEEN 5000 AND 60000.50
+                     AND close_date > '2025-03-01' AND probability <= 90 GROUP BY owner",
+        },
+        Case {
+            name: "text filters are case-insensitive (contains, starts_with)",
+            spec: json!({"type": "summary", "object": "company", "groupings": [{"field": "country"}],
+                         "filters": [{"field": "name", "op": "contains", "value": "AN"},
+                                     {"field": "domain", "op": "starts_with", "value": "B"}],
+                         "filter_logic": "1 OR 2",
+                         "aggregates": [{"fn": "count"}]}),
+            sql: "SELECT country, count(*) AS count FROM rel.company
+                   WHERE strpos(lower(name), 'an') > 0 OR starts_with(lower(domain), 'b') GROUP BY country",
+        },
+        Case {
+            name: "is_null and is_not_null through a lookup",
+            spec: json!({"type": "summary", "object": "contact", "groupings": [{"field": "status"}],
+                         "filters": [{"field": "company", "op": "is_not_null"}, {"field": "company.country", "op": "is_not_null"},
+                                     {"field": "phone", "op": "is_null"}],
+                         "filter_logic": "(1 AND 2) OR 3",
+                         "aggregates": [{"fn": "count"}]}),
+            sql: "SELECT t.status, count(*) AS count FROM rel.contact t LEFT JOIN rel.company c ON c.id = t.company_id
+                   WHERE (t.company_id IS NOT NULL AND c.country IS NOT NULL) OR t.phone IS NULL GROUP BY t.status",
+        },
+        Case {
+            name: "relative dates (LAST_N_DAYS, THIS_YEAR, LAST_QUARTER)",
+            spec: json!({"type": "summary", "object": "deal", "groupings": [{"field": "stage"}],
+                         "filters": [{"field": "close_date", "op": "equals", "value": "LAST_N_DAYS:400"},
+                                     {"field": "created_at", "op": "equals", "value": "THIS_YEAR"},
+                                     {"field": "close_date", "op": "not_equals", "value": "LAST_QUARTER"}],
+                         "aggregates": [{"fn": "count"}]}),
+            sql: "SELECT stage, count(*) AS count FROM rel.deal
+                   WHERE close_date >= (now() AT TIME ZONE 'UTC')::date - 399 AND close_date < (now() AT TIME ZONE 'UTC')::date + 1
+                     AND NOT (close_date >= date_trunc('quarter', now() AT TIME ZONE 'UTC')::date - interval '3 months'
+                              AND close_date < date_trunc('quarter', now() AT TIME ZONE 'UTC')::date)
+                   GROUP BY stage",
+        },
+        Case {
+            name: "tabular with a lookup column, filtered",
+            spec: json!({"type": "tabular", "object": "deal", "columns": ["id", "name", "amount", "close_date", "company.name", "contact.email"],
+                         "filters": [{"field": "owner", "op": "equals", "value": "Ana Ortiz"},
+                                     {"field": "stage", "op": "equals", "value": "negotiation"}]}),
+            sql: "SELECT d.id::text AS id, d.name, d.amount, d.close_date, c.name AS \"company.name\", p.email AS \"contact.email\"
+                    FROM rel.deal d LEFT JOIN rel.company c ON c.id = d.company_id LEFT JOIN rel.contact p ON p.id = d.contact_id
+                   WHERE d.owner = 'Ana Ortiz' AND d.stage = 'negotiation'",
+        },
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reports_equal_postgres_and_refuse_bad_input() {
+    let env = Env::with_data(2_000).await;
+
+    for case in cases() {
+        let answer = env.report(&case.spec).await;
+        let got = sorted(report_rows(&answer));
+        let want = sorted(env.pg(case.sql).await);
+        assert!(
+            !want.is_empty(),
+            "{}: the oracle returned no rows, so the case tests nothing",
+            case.name
+        );
+        assert_eq!(got.len(), want.len(), "{}: row count", case.name);
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g, w, "{}", case.name);
+        }
+        assert_eq!(answer["truncated"], json!(false), "{}", case.name);
+        assert!(
+            answer["freshness"]["lsn"].is_string(),
+            "{}: freshness {}",
+            case.name,
+            answer["freshness"]
+        );
+    }
+
+    ordered_and_truncated(&env).await;
+    summary_subtotals_and_totals(&env).await;
+    matrix_cells_subtotals_and_totals(&env).await;
+    sql_reads_the_lake_read_only(&env).await;
+    bad_specs_are_refused_precisely(&env).await;
+    other_workspaces_stay_invisible(&env).await;
+}
+
+async fn ordered_and_truncated(env: &Env) {
+    let spec = json!({"type": "tabular", "object": "deal", "columns": ["id", "amount"],
+                      "sort": [{"by": "amount", "desc": true}, {"by": "id"}], "limit": 25});
+    let answer = env.report(&spec).await;
+    let want = env
+        .pg("SELECT id::text AS id, amount FROM rel.deal ORDER BY amount DESC NULLS LAST, id::text LIMIT 25")
+        .await;
+    assert_eq!(report_rows(&answer), want, "sorted rows in order");
+    let total = env.pg("SELECT count(*) AS n FROM rel.deal").await;
+    assert_eq!(answer["truncated"], json!(true));
+    assert_eq!(Some(answer["total"].to_string()), total[0]["n"]);
+    assert_eq!(answer["row_count"], json!(25));
+}
+
+async fn summary_subtotals_and_totals(env: &Env) {
+    let spec = json!({"type": "summary", "object": "deal", "groupings": [{"field": "owner"}, {"field": "stage"}],
+                      "aggregates": [{"fn": "sum", "field": "amount"}, {"fn": "count"}]});
+    let answer = env.report(&spec).await;
+    let subtotals: Vec<Row> = answer["subtotals"]
+        .as_array()
+        .expect("subtotals")
+        .iter()
+        .map(|s| {
+            Row::from([
+                ("owner".to_string(), harness::cell(&s["groups"][0])),
+                ("sum_amount".to_string(), harness::cell(&s["values"][0])),
+                ("count".to_string(), harness::cell(&s["values"][1])),
+            ])
+        })
+        .collect();
+    let want = env
+        .pg("SELECT owner, sum(amount) AS sum_amount, count(*) AS count FROM rel.deal GROUP BY owner")
+        .await;
+    assert_eq!(sorted(subtotals), sorted(want), "subtotal per owner");
+    let totals = env
+        .pg("SELECT sum(amount) AS sum_amount, count(*) AS count FROM rel.deal")
+        .await;
+    assert_eq!(harness::cell(&answer["totals"][0]), totals[0]["sum_amount"]);
+    assert_eq!(harness::cell(&answer["totals"][1]), totals[0]["count"]);
+}
+
+fn dec(v: &Value) -> rust_decimal::Decimal {
+    match v {
+        Value::String(s) => s.parse().expect("decimal"),
+        Value::Number(n) => n.to_string().parse().expect("number"),
+        _ => rust_decimal::Decimal::ZERO,
+    }
+}
+
+async fn matrix_cells_subtotals_and_totals(env: &Env) {
+    let spec = json!({"type": "matrix", "object": "deal",
+                      "groupings": [{"field": "owner"}],
+                      "column_groupings": [{"field": "close_date", "date": "year"}, {"field": "stage"}],
+                      "aggregates": [{"fn": "sum", "field": "amount"}, {"fn": "count"}]});
+    let answer = env.report(&spec).await;
+    let m = &answer["matrix"];
+    let rows = m["row_headers"].as_array().expect("row headers");
+    let cols = m["column_headers"].as_array().expect("column headers");
+    assert_eq!(rows.len(), 8, "one row per owner");
+    // Cells equal PostgreSQL's grouping by all three.
+    let mut cells = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        for (j, c) in cols.iter().enumerate() {
+            let v = &m["cells"][i][j];
+            if v.is_null() {
+                continue;
+            }
+            cells.push(Row::from([
+                ("owner".to_string(), harness::cell(&r[0])),
+                ("year".to_string(), harness::cell(&c[0])),
+                ("stage".to_string(), harness::cell(&c[1])),
+                ("sum_amount".to_string(), harness::cell(&v[0])),
+                ("count".to_string(), harness::cell(&v[1])),
+            ]));
+        }
+    }
+    let want = env
+        .pg("SELECT owner, date_trunc('year', close_date)::date AS year, stage, sum(amount) AS sum_amount,
+                    count(*) AS count FROM rel.deal GROUP BY 1, 2, 3")
+        .await;
+    assert_eq!(sorted(cells), sorted(want), "matrix cells");
+    // Row totals, column totals and the grand total are the sums of their cells.
+    let mut grand = (rust_decimal::Decimal::ZERO, rust_decimal::Decimal::ZERO);
+    for (i, _) in rows.iter().enumerate() {
+        let mut sum = (rust_decimal::Decimal::ZERO, rust_decimal::Decimal::ZERO);
+        for (j, _) in cols.iter().enumerate() {
+            let v = &m["cells"][i][j];
+            if !v.is_null() {
+                sum.0 += dec(&v[0]);
+                sum.1 += dec(&v[1]);
+            }
+        }
+        assert_eq!(dec(&m["row_totals"][i][0]), sum.0, "row total {i}");
+        assert_eq!(dec(&m["row_totals"][i][1]), sum.1, "row count {i}");
+        grand.0 += sum.0;
+        grand.1 += sum.1;
+    }
+    for (j, _) in cols.iter().enumerate() {
+        let mut sum = rust_decimal::Decimal::ZERO;
+        for (i, _) in rows.iter().enumerate() {
+            let v = &m["cells"][i][j];
+            if !v.is_null() {
+                sum += dec(&v[0]);
+            }
+        }
+        assert_eq!(dec(&m["column_totals"][j][0]), sum, "column total {j}");
+    }
+    assert_eq!(dec(&m["grand_total"][0]), grand.0);
+    assert_eq!(dec(&m["grand_total"][1]), grand.1);
+    // The outer column grouping (year) has subtotals per owner and year, equal to their cells.
+    let subtotals = m["subtotals"].as_array().expect("subtotals");
+    assert!(!subtotals.is_empty());
+    for s in subtotals {
+        let (row, column) = (&s["row"], &s["column"]);
+        let mut sum = rust_decimal::Decimal::ZERO;
+        for (i, r) in rows.iter().enumerate() {
+            for (j, c) in cols.iter().enumerate() {
+                let in_row = row
+                    .as_array()
+                    .expect("row")
+                    .iter()
+                    .zip(r.as_array().expect("r"))
+                    .all(|(a, b)| a == b);
+                let in_col = column
+                    .as_array()
+                    .expect("col")
+                    .iter()
+                    .zip(c.as_array().expect("c"))
+                    .all(|(a, b)| a == b);
+                let v = &m["cells"][i][j];
+                if in_row && in_col && !v.is_null() {
+                    sum += dec(&v[0]);
+                }
+            }
+        }
+        assert_eq!(dec(&s["values"][0]), sum, "subtotal {s}");
+    }
+}
+
+async fn sql_reads_the_lake_read_only(env: &Env) {
+    let (status, answer) = env
+        .post("/v1/sql", &json!({"sql": "SELECT d.stage, count(*) AS n, sum(d.amount) AS total FROM crm.deal d JOIN crm.company c ON c.id = d.company GROUP BY d.stage"}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let want = env
+        .pg("SELECT d.stage, count(*) AS n, sum(d.amount) AS total FROM rel.deal d JOIN rel.company c ON c.id = d.company_id GROUP BY d.stage")
+        .await;
+    assert_eq!(sorted(report_rows(&answer)), sorted(want));
+    for refused in [
+        "DROP TABLE crm.deal",
+        "CREATE TABLE t AS SELECT 1",
+        "INSERT INTO crm.deal (id) VALUES ('x')",
+        "DELETE FROM crm.deal",
+        "COPY crm.deal TO '/tmp/deals.csv'",
+        "CREATE EXTERNAL TABLE f STORED AS CSV LOCATION '/etc/passwd'",
+        "SELECT * FROM '/etc/passwd'",
+        "SET datafusion.execution.batch_size = 1",
+        "SELECT * FROM oneo_records.o1",
+    ] {
+        let (status, body) = env.post("/v1/sql", &json!({"sql": refused})).await;
+        assert_eq!(status, 400, "{refused} must be refused: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+}
+
+async fn bad_specs_are_refused_precisely(env: &Env) {
+    let cases = [
+        (
+            json!({"type": "summary", "object": "deal", "groupings": [{"field": "stag"}]}),
+            "groupings[0].field",
+            "no field `stag`",
+        ),
+        (
+            json!({"type": "summary", "object": "deal", "groupings": [{"field": "stage"}], "aggregates": [{"fn": "sum", "field": "stage"}]}),
+            "aggregates[0].fn",
+            "sum needs a number",
+        ),
+        (
+            json!({"type": "tabular", "object": "deal", "columns": ["name"], "filters": [{"field": "stage", "op": "equals", "value": "wonn"}]}),
+            "filters[0].value",
+            "closed_won",
+        ),
+        (
+            json!({"type": "tabular", "object": "deal", "columns": ["name"], "filters": [{"field": "amount", "op": "gt", "value": "lots"}]}),
+            "filters[0].value",
+            "",
+        ),
+        (
+            json!({"type": "tabular", "object": "deal", "columns": ["stage.name"]}),
+            "columns[0]",
+            "not a lookup",
+        ),
+        (
+            json!({"type": "tabular", "object": "deal", "columns": ["name"], "filters": [{"field": "name", "op": "equals", "value": "x"}], "filter_logic": "1 OR 2"}),
+            "filter_logic",
+            "there is no filter 2",
+        ),
+        (
+            json!({"type": "summary", "object": "deal", "groupings": [{"field": "name", "date": "month"}]}),
+            "groupings[0].date",
+            "date periods",
+        ),
+        (
+            json!({"type": "tabular", "object": "nope", "columns": ["name"]}),
+            "object",
+            "no object `nope`",
+        ),
+        (
+            json!({"type": "pivot", "object": "deal"}),
+            "spec",
+            "unknown variant",
+        ),
+        (
+            json!({"type": "tabular", "object": "deal", "columns": ["name"], "limit": 0}),
+            "limit",
+            "from 1",
+        ),
+        (
+            json!({"type": "summary", "object": "deal", "groupings": [{"field": "stage"}], "sort": [{"by": "amount"}]}),
+            "sort[0].by",
+            "not an output column",
+        ),
+        (
+            json!({"type": "tabular", "object": "deal", "columns": ["close_date"], "filters": [{"field": "close_date", "op": "equals", "value": "LAST_N_DAYS:0"}]}),
+            "filters[0].value",
+            "number of days",
+        ),
+    ];
+    for (spec, part, reason) in cases {
+        let (status, body) = env.post("/v1/reports/run", &spec).await;
+        assert_eq!(status, 400, "{spec}: {body}");
+        let detail = &body["error"]["details"][0];
+        assert_eq!(detail["field"], json!(part), "{spec}: {body}");
+        assert!(
+            detail["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains(reason)),
+            "{spec}: `{reason}` not in {body}"
+        );
+    }
+}
+
+async fn other_workspaces_stay_invisible(env: &Env) {
+    // Another workspace with a custom object and deals of its own.
+    let other = oneo_api::db::workspace::create_workspace(&env.pool, "Globex")
+        .await
+        .expect("workspace");
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        http.post(format!("{}{path}", env.base))
+            .bearer_auth(&other.api_key)
+            .json(&body)
+            .send()
+    };
+    let r = post("/v1/objects", json!({"api_name": "secret", "label": "Secret", "fields": [{"api_name": "code", "label": "Code", "type": "text"}]}))
+        .await
+        .expect("object");
+    assert!(r.status().is_success(), "{:?}", r.text().await);
+    let deals: Vec<Value> = (0..7)
+        .map(|i| json!({"name": format!("g{i}"), "amount": 1, "stage": "closed_won"}))
+        .collect();
+    let r = post(
+        "/v1/records/deal/bulk",
+        json!({"operation": "create", "records": deals}),
+    )
+    .await
+    .expect("bulk");
+    assert!(r.status().is_success());
+    env.wait_for_lake().await;
+
+    let count = json!({"type": "summary", "object": "deal", "groupings": [{"field": "stage"}], "aggregates": [{"fn": "count"}]});
+    let mine = env.report(&count).await;
+    let want = env
+        .pg("SELECT stage, count(*) AS count FROM rel.deal GROUP BY stage")
+        .await;
+    assert_eq!(
+        sorted(report_rows(&mine)),
+        sorted(want),
+        "the other workspace's deals are not counted"
+    );
+    let theirs = post("/v1/reports/run", count).await.expect("report");
+    let theirs: Value = theirs.json().await.expect("json");
+    assert_eq!(theirs["rows"], json!([["closed_won", 7]]));
+
+    let (status, body) = env
+        .post(
+            "/v1/reports/run",
+            &json!({"type": "tabular", "object": "secret", "columns": ["code"]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = env
+        .post("/v1/sql", &json!({"sql": "SELECT * FROM crm.secret"}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = env
+        .post("/v1/sql", &json!({"sql": "SELECT table_name FROM information_schema.tables WHERE table_schema = 'crm' ORDER BY 1"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["rows"],
+        json!([["activity"], ["company"], ["contact"], ["deal"]])
+    );
+}
