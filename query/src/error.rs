@@ -28,18 +28,22 @@ impl QueryError {
 
     /// Whether the caller's input is at fault (a 400) rather than the service (a 500).
     pub fn is_caller_error(&self) -> bool {
+        // A plan or schema error comes from what the caller asked for; resource exhaustion is
+        // the memory limit refusing an oversized question.
         match self {
             Self::Spec { .. } | Self::Sql(_) => true,
-            // A plan or schema error comes from what the caller asked for; resource
-            // exhaustion is the memory limit refusing an oversized question.
-            Self::Engine(e) => matches!(
-                e.find_root(),
+            Self::Engine(e) => match e.find_root() {
                 DataFusionError::Plan(_)
-                    | DataFusionError::SchemaError(..)
-                    | DataFusionError::SQL(..)
-                    | DataFusionError::NotImplemented(_)
-                    | DataFusionError::ResourcesExhausted(_)
-            ),
+                | DataFusionError::SchemaError(..)
+                | DataFusionError::SQL(..)
+                | DataFusionError::NotImplemented(_)
+                | DataFusionError::ResourcesExhausted(_) => true,
+                // A lake table opened inside the engine (time travel to before it existed).
+                DataFusionError::External(inner) => inner
+                    .downcast_ref::<QueryError>()
+                    .is_some_and(QueryError::is_caller_error),
+                _ => false,
+            },
             Self::Timeout(_) | Self::Lake(_) => false,
         }
     }

@@ -189,7 +189,7 @@ fn date32(d: NaiveDate) -> ScalarValue {
 }
 
 /// A JSON value as a literal of the field's lake type, validated as the API validates writes.
-fn scalar(field: &FieldDef, v: &Json, part: &str) -> Result<Expr, QueryError> {
+pub(crate) fn scalar(field: &FieldDef, v: &Json, part: &str) -> Result<Expr, QueryError> {
     if v.is_null() {
         return Err(QueryError::spec(
             part,

@@ -3,23 +3,27 @@
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
 use datafusion::functions::expr_fn::date_trunc;
 use datafusion::functions_aggregate::expr_fn::{
     avg, count, count_distinct, grouping, max, median, min, sum,
 };
-use datafusion::logical_expr::{Expr, GroupingSet, SortExpr, cast, ident, lit};
+use datafusion::logical_expr::{Expr, GroupingSet, SortExpr, cast, ident, lit, when};
 use datafusion::prelude::DataFrame;
+use datafusion::prelude::{in_subquery, not_in_subquery};
 use oneo_catalog::FieldType;
 use serde::Serialize;
 use serde_json::Value as Json;
 
 use crate::dates::DateContext;
 use crate::error::QueryError;
-use crate::filter::{combine, predicate};
+use crate::filter::{combine, predicate, scalar};
 use crate::matrix::{MatrixResult, shape_matrix};
 use crate::path::{Paths, Resolved};
 use crate::result::{ColumnInfo, Freshness, rows};
-use crate::spec::{Aggregate, AggregateFn, Grouping, ReportKind, ReportSpec};
+use crate::spec::{
+    Aggregate, AggregateFn, Bucket, Grouping, RelatedFilter, ReportKind, ReportSpec,
+};
 use crate::workspace::WorkspaceSession;
 
 /// Rows a report returns when it names no limit, and the most it may ask for.
@@ -78,7 +82,15 @@ pub async fn run_report(
         let on = paths.resolve(&f.field, &format!("{part}.field"))?;
         predicates.push(predicate(f, &on, dates, &part)?);
     }
-    let filter = combine(predicates, spec.filter_logic.as_deref())?;
+    let mut filter = combine(predicates, spec.filter_logic.as_deref())?;
+    for (i, r) in spec.related.iter().enumerate() {
+        let id = paths.resolve("id", "related")?;
+        let cond = related_filter(session, &spec.object, r, id.expr, dates, i).await?;
+        filter = Some(match filter {
+            Some(f) => f.and(cond),
+            None => cond,
+        });
+    }
     let result = match spec.kind {
         ReportKind::Tabular => tabular(session, spec, paths, filter, limit).await?,
         ReportKind::Summary | ReportKind::Matrix => {
@@ -92,6 +104,52 @@ pub async fn run_report(
         }
     };
     Ok(result)
+}
+
+/// `id IN (SELECT via FROM related WHERE …)`, or `NOT IN` for `without`; DataFusion turns
+/// it into a semi (anti) join.
+async fn related_filter(
+    session: &WorkspaceSession,
+    object: &str,
+    r: &RelatedFilter,
+    id: Expr,
+    dates: &DateContext,
+    i: usize,
+) -> Result<Expr, QueryError> {
+    let part = format!("related[{i}]");
+    let mut paths = Paths::new(session.schema(), &r.object)
+        .map_err(|e| QueryError::spec(format!("{part}.object"), e.to_string()))?;
+    let via = paths.resolve(&r.via, &format!("{part}.via"))?;
+    if via.field.field_type != FieldType::Lookup || via.field.target.as_deref() != Some(object) {
+        return Err(QueryError::spec(
+            format!("{part}.via"),
+            format!(
+                "`{}` on `{}` is not a lookup to `{object}`",
+                r.via, r.object
+            ),
+        ));
+    }
+    let mut predicates = Vec::with_capacity(r.filters.len() + 1);
+    for (j, f) in r.filters.iter().enumerate() {
+        let fpart = format!("{part}.filters[{j}]");
+        let on = paths.resolve(&f.field, &format!("{fpart}.field"))?;
+        predicates.push(predicate(f, &on, dates, &fpart)?);
+    }
+    // NOT IN over a null would keep nothing: only related records that point somewhere.
+    predicates.push(via.expr.clone().is_not_null());
+    let mut df = paths.plan(session).await?;
+    if let Some(p) = combine(predicates, None)? {
+        df = df.filter(p)?;
+    }
+    let sub = df
+        .select(vec![via.expr.alias("__via")])?
+        .alias(&format!("__related{i}"))?
+        .into_unoptimized_plan();
+    Ok(if r.without {
+        not_in_subquery(id, std::sync::Arc::new(sub))
+    } else {
+        in_subquery(id, std::sync::Arc::new(sub))
+    })
 }
 
 async fn tabular(
@@ -180,6 +238,19 @@ pub(crate) struct GroupKey {
 
 fn group_key(g: &Grouping, on: Resolved, part: &str) -> Result<GroupKey, QueryError> {
     let ty = on.field.field_type;
+    if let Some(buckets) = &g.buckets {
+        if g.date.is_some() {
+            return Err(QueryError::spec(
+                format!("{part}.buckets"),
+                "a grouping takes buckets or a date period, not both",
+            ));
+        }
+        return Ok(GroupKey {
+            name: g.name(),
+            expr: bucket_expr(buckets, g.other.as_deref(), &on, &format!("{part}.buckets"))?,
+            kind: "text".into(),
+        });
+    }
     if ty == FieldType::Multiselect {
         return Err(QueryError::spec(
             format!("{part}.field"),
@@ -209,6 +280,83 @@ fn group_key(g: &Grouping, on: Resolved, part: &str) -> Result<GroupKey, QueryEr
         expr,
         kind: ty.as_str().to_string(),
     })
+}
+
+/// A bucket field: each value mapped to the label of its bucket; a null stays null.
+fn bucket_expr(
+    buckets: &[Bucket],
+    other: Option<&str>,
+    on: &Resolved,
+    part: &str,
+) -> Result<Expr, QueryError> {
+    if buckets.is_empty() {
+        return Err(QueryError::spec(part, "needs at least one bucket"));
+    }
+    let ty = on.field.field_type;
+    let ranged = ty.is_decimal()
+        || matches!(
+            ty,
+            FieldType::Autonumber | FieldType::Date | FieldType::Datetime
+        );
+    let listed = ty.is_textual() || ty == FieldType::Picklist;
+    let e = on.expr.clone();
+    let mut case = when(e.clone().is_null(), lit(ScalarValue::Utf8(None)));
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, b) in buckets.iter().enumerate() {
+        let bpart = format!("{part}[{i}]");
+        let cond = if ranged {
+            let (Some(below), true) = (&b.below, b.values.is_empty()) else {
+                return Err(QueryError::spec(
+                    bpart,
+                    format!(
+                        "`{}` is a {} field: each bucket takes `below` (a bound), not `values`",
+                        on.path,
+                        ty.as_str()
+                    ),
+                ));
+            };
+            e.clone()
+                .lt(scalar(&on.field, below, &format!("{bpart}.below"))?)
+        } else if listed {
+            if b.values.is_empty() || b.below.is_some() {
+                return Err(QueryError::spec(
+                    bpart,
+                    format!(
+                        "`{}` is a {} field: each bucket takes `values`, not `below`",
+                        on.path,
+                        ty.as_str()
+                    ),
+                ));
+            }
+            let mut list = Vec::with_capacity(b.values.len());
+            for (j, v) in b.values.iter().enumerate() {
+                if seen.contains(&v.as_str()) {
+                    return Err(QueryError::spec(
+                        format!("{bpart}.values[{j}]"),
+                        format!("`{v}` is already in an earlier bucket"),
+                    ));
+                }
+                seen.push(v);
+                list.push(scalar(
+                    &on.field,
+                    &Json::String(v.clone()),
+                    &format!("{bpart}.values[{j}]"),
+                )?);
+            }
+            e.clone().in_list(list, false)
+        } else {
+            return Err(QueryError::spec(
+                part,
+                format!(
+                    "`{}` is a {} field; buckets group numbers, dates, picklists and text",
+                    on.path,
+                    ty.as_str()
+                ),
+            ));
+        };
+        case = case.when(cond, lit(b.label.clone()));
+    }
+    Ok(case.otherwise(lit(other.unwrap_or("Other").to_string()))?)
 }
 
 /// An aggregate resolved: its output name, the expression over the projected input, and

@@ -31,6 +31,10 @@ pub struct ReportSpec {
     /// ANDed when absent.
     #[serde(default)]
     pub filter_logic: Option<String>,
+    /// Cross-object filters, ANDed with the rest: keep the records that have (or, with
+    /// `"without": true`, lack) related records matching their own filters.
+    #[serde(default)]
+    pub related: Vec<RelatedFilter>,
     /// Summary: the groupings, outermost first. Matrix: the row groupings.
     #[serde(default)]
     pub groupings: Vec<Grouping>,
@@ -107,6 +111,23 @@ impl FilterOp {
     }
 }
 
+/// `company WITH deals WHERE stage = 'closed_won'`: `{"object": "deal", "via": "company",
+/// "filters": [{"field": "stage", "op": "equals", "value": "closed_won"}]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelatedFilter {
+    /// The related (child) object.
+    pub object: String,
+    /// Its lookup field that points to the report's object.
+    pub via: String,
+    /// Conditions on the related records, ANDed; none means any related record.
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+    /// Keep the records with no such related record instead.
+    #[serde(default)]
+    pub without: bool,
+}
+
 /// Rows grouped by a field path's value, or by its date truncated to a period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,7 +136,14 @@ pub struct Grouping {
     /// Dates and datetimes: group by this period's start.
     #[serde(default)]
     pub date: Option<DatePeriod>,
-    /// The output column's name; by default the path, with `:<period>` for a date grouping.
+    /// Group by named buckets of the value instead of the value itself.
+    #[serde(default)]
+    pub buckets: Option<Vec<Bucket>>,
+    /// With buckets: the label of values no bucket takes (default `Other`).
+    #[serde(default)]
+    pub other: Option<String>,
+    /// The output column's name; by default the path, with `:<period>` for a date grouping
+    /// and `:buckets` for a bucket field.
     #[serde(default, rename = "as")]
     pub alias: Option<String>,
 }
@@ -125,9 +153,24 @@ impl Grouping {
         match (&self.alias, self.date) {
             (Some(a), _) => a.clone(),
             (None, Some(p)) => format!("{}:{}", self.field, p.as_str()),
+            (None, None) if self.buckets.is_some() => format!("{}:buckets", self.field),
             (None, None) => self.field.clone(),
         }
     }
+}
+
+/// A named bucket: numbers or dates below a bound (buckets in ascending order, each taking
+/// what the earlier ones left), or a set of picklist or text values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bucket {
+    pub label: String,
+    /// Numbers, currencies, percents, dates: values below this bound (exclusive).
+    #[serde(default)]
+    pub below: Option<serde_json::Value>,
+    /// Picklists and text: these values.
+    #[serde(default)]
+    pub values: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::catalog::{
     CatalogProvider, MemTable, MemoryCatalogProvider, SchemaProvider, TableProvider,
@@ -16,7 +17,7 @@ use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
 use datafusion::prelude::{SessionConfig, SessionContext};
-use deltalake::{DeltaTable, DeltaTableError};
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use oneo_catalog::lake::{INGEST_APP_ID, TableKind, table_path};
 use oneo_catalog::{FieldDef, FieldType};
 use tracing::Instrument;
@@ -112,6 +113,15 @@ pub struct WorkspaceSession {
 
 impl WorkspaceSession {
     pub fn new(cfg: &QueryConfig, schema: WorkspaceSchema) -> Result<Self, QueryError> {
+        Self::as_of(cfg, schema, None)
+    }
+
+    /// A session that reads every table as it was at `as_of` (Delta time travel), or now.
+    pub fn as_of(
+        cfg: &QueryConfig,
+        schema: WorkspaceSchema,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Self, QueryError> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(cfg.memory_limit_bytes, 1.0)
             .build_arc()?;
@@ -124,6 +134,7 @@ impl WorkspaceSession {
         let tables = Arc::new(LakeSchema {
             root: cfg.lake_root.clone(),
             schema: Arc::clone(&schema),
+            as_of,
             opened: Mutex::default(),
         });
         let catalog = MemoryCatalogProvider::new();
@@ -168,6 +179,7 @@ impl WorkspaceSession {
 struct LakeSchema {
     root: Url,
     schema: Arc<WorkspaceSchema>,
+    as_of: Option<DateTime<Utc>>,
     /// Tables opened so far and the LSN ingest had applied to each.
     opened: Mutex<HashMap<String, Option<u64>>>,
 }
@@ -180,7 +192,7 @@ impl LakeSchema {
             .join(&path)
             .map_err(|e| QueryError::Lake(DeltaTableError::InvalidTableLocation(e.to_string())))?;
         let wanted = object.lake_schema();
-        let table = match open_existing(url).await? {
+        let table = match open_existing(url, self.as_of).await? {
             Some(t) => t,
             None => {
                 // No change reached the lake yet: an empty table of the right shape.
@@ -204,17 +216,29 @@ impl LakeSchema {
     }
 }
 
-/// The Delta table at `url`, or `None` where nothing was written yet.
-async fn open_existing(url: Url) -> Result<Option<DeltaTable>, QueryError> {
+/// The Delta table at `url` (as of a moment, if given), or `None` where nothing was
+/// written yet.
+async fn open_existing(
+    url: Url,
+    as_of: Option<DateTime<Utc>>,
+) -> Result<Option<DeltaTable>, QueryError> {
     if url.scheme() == "file"
         && let Ok(path) = url.to_file_path()
         && !path.join("_delta_log").is_dir()
     {
         return Ok(None);
     }
-    match deltalake::open_table(url).await {
+    let mut builder = DeltaTableBuilder::from_url(url)?;
+    if let Some(t) = as_of {
+        builder = builder.with_timestamp(t);
+    }
+    match builder.load().await {
         Ok(t) => Ok(Some(t)),
         Err(DeltaTableError::NotATable(_)) => Ok(None),
+        Err(e) if as_of.is_some() => Err(QueryError::spec(
+            "as_of",
+            format!("the lake has no state of this table at that time: {e}"),
+        )),
         Err(e) => Err(e.into()),
     }
 }

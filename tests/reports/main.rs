@@ -151,6 +151,32 @@ fn cases() -> Vec<Case> {
                     FROM rel.deal d LEFT JOIN rel.company c ON c.id = d.company_id LEFT JOIN rel.contact p ON p.id = d.contact_id
                    WHERE d.owner = 'Ana Ortiz' AND d.stage = 'negotiation'",
         },
+        Case {
+            name: "bucket fields: amount ranges and stages mapped to buckets",
+            spec: json!({"type": "summary", "object": "deal",
+                         "groupings": [{"field": "amount", "buckets": [{"label": "small", "below": 10000}, {"label": "medium", "below": "50000.00"}], "other": "large"},
+                                       {"field": "stage", "buckets": [{"label": "open", "values": ["prospecting", "qualification", "proposal", "negotiation"]},
+                                                                      {"label": "won", "values": ["closed_won"]}], "as": "state"}],
+                         "aggregates": [{"fn": "count"}, {"fn": "sum", "field": "amount"}]}),
+            sql: "SELECT CASE WHEN amount IS NULL THEN NULL WHEN amount < 10000 THEN 'small' WHEN amount < 50000 THEN 'medium' ELSE 'large' END AS \"amount:buckets\",
+                         CASE WHEN stage IN ('prospecting', 'qualification', 'proposal', 'negotiation') THEN 'open'
+                              WHEN stage = 'closed_won' THEN 'won' ELSE 'Other' END AS state,
+                         count(*) AS count, sum(amount) AS sum_amount FROM rel.deal GROUP BY 1, 2",
+        },
+        Case {
+            name: "companies WITH won deals and WITHOUT contacts from events",
+            spec: json!({"type": "summary", "object": "company", "groupings": [{"field": "industry"}],
+                         "filters": [{"field": "employees", "op": "gt", "value": 10}],
+                         "related": [{"object": "deal", "via": "company", "filters": [{"field": "stage", "op": "equals", "value": "closed_won"}]},
+                                     {"object": "contact", "via": "company", "without": true,
+                                      "filters": [{"field": "lead_source", "op": "equals", "value": "event"}]}],
+                         "aggregates": [{"fn": "count"}]}),
+            sql: "SELECT industry, count(*) AS count FROM rel.company c
+                   WHERE employees > 10
+                     AND EXISTS (SELECT 1 FROM rel.deal d WHERE d.company_id = c.id AND d.stage = 'closed_won')
+                     AND NOT EXISTS (SELECT 1 FROM rel.contact p WHERE p.company_id = c.id AND p.lead_source = 'event')
+                   GROUP BY industry",
+        },
     ]
 }
 
@@ -186,6 +212,46 @@ async fn reports_equal_postgres_and_refuse_bad_input() {
     sql_reads_the_lake_read_only(&env).await;
     bad_specs_are_refused_precisely(&env).await;
     other_workspaces_stay_invisible(&env).await;
+    // Last, as it writes to the workspace the oracle compares with.
+    as_of_reads_the_lake_as_it_was(&env).await;
+}
+
+async fn as_of_reads_the_lake_as_it_was(env: &Env) {
+    let before = chrono::Utc::now();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let deals: Vec<Value> = (0..3)
+        .map(|i| json!({"name": format!("late {i}"), "amount": 5, "stage": "prospecting"}))
+        .collect();
+    let (status, body) = env
+        .post(
+            "/v1/records/deal/bulk",
+            &json!({"operation": "create", "records": deals}),
+        )
+        .await;
+    assert!(status < 300, "{body}");
+    env.wait_for_lake().await;
+    let count = json!({"type": "summary", "object": "deal", "groupings": [{"field": "stage"}],
+                       "filters": [{"field": "stage", "op": "equals", "value": "prospecting"}], "aggregates": [{"fn": "count"}]});
+    let then = env
+        .post(
+            &format!(
+                "/v1/reports/run?as_of={}",
+                before.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            ),
+            &count,
+        )
+        .await;
+    assert_eq!(then.0, 200, "{}", then.1);
+    let now = env.report(&count).await;
+    let n = |v: &Value| v["rows"][0][1].as_i64().expect("count");
+    let want = env
+        .pg("SELECT count(*) AS n FROM rel.deal WHERE stage = 'prospecting'")
+        .await;
+    let want: i64 = want[0]["n"].as_deref().expect("n").parse().expect("int");
+    assert_eq!(n(&then.1), want, "as of before the writes");
+    assert_eq!(n(&now), want + 3, "now");
+    let bad = env.post("/v1/reports/run?as_of=yesterday", &count).await;
+    assert_eq!(bad.0, 400, "{}", bad.1);
 }
 
 async fn ordered_and_truncated(env: &Env) {

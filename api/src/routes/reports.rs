@@ -28,6 +28,8 @@ pub struct Consistency {
     min_lsn: Option<String>,
     /// How long to wait for `min_lsn`, in milliseconds (default 5000, at most 60000).
     wait_ms: Option<u64>,
+    /// Answer from the lake as it was at this moment (RFC 3339), by Delta time travel.
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[utoipa::path(post, path = "/v1/reports/run", tag = "reports", security(("api_key" = [])),
@@ -60,6 +62,7 @@ pub struct SqlRequest {
     sql: String,
     min_lsn: Option<String>,
     wait_ms: Option<u64>,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[utoipa::path(post, path = "/v1/sql", tag = "reports", security(("api_key" = [])),
@@ -74,6 +77,7 @@ pub async fn sql(
     let consistency = Consistency {
         min_lsn: body.min_lsn,
         wait_ms: body.wait_ms,
+        as_of: body.as_of,
     };
     let session = session(&state, &caller, &consistency).await?;
     let mut result = oneo_query::run_sql(&session, &body.sql)
@@ -109,7 +113,7 @@ async fn session(
             })
             .collect(),
     };
-    WorkspaceSession::new(cfg, workspace).map_err(query_error)
+    WorkspaceSession::as_of(cfg, workspace, consistency.as_of).map_err(query_error)
 }
 
 /// Waits (bounded) until ingest has made `lsn` durable in the lake.
