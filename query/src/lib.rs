@@ -36,8 +36,8 @@ pub use matrix::{MatrixResult, MatrixSubtotal};
 pub use report::{DEFAULT_LIMIT, MAX_LIMIT, ReportResult, Subtotal, run_report};
 pub use result::{ColumnInfo, Freshness};
 pub use spec::{
-    Aggregate, AggregateFn, Bucket, DatePeriod, Filter, FilterOp, Grouping, RelatedFilter,
-    ReportKind, ReportSpec, SortKey,
+    Aggregate, AggregateFn, Bucket, Comparison, DatePeriod, Filter, FilterOp, Grouping,
+    RelatedFilter, ReportKind, ReportSpec, SortKey,
 };
 pub use sql::{SQL_ROW_LIMIT, SqlResult, run_sql};
 pub use workspace::{ObjectDef, QueryConfig, WorkspaceSchema, WorkspaceSession};

@@ -8,7 +8,11 @@ use datafusion::functions::expr_fn::date_trunc;
 use datafusion::functions_aggregate::expr_fn::{
     avg, count, count_distinct, grouping, max, median, min, sum,
 };
+use datafusion::functions_aggregate::sum::sum_udaf;
+use datafusion::functions_window::expr_fn::lag;
+use datafusion::logical_expr::expr::WindowFunction;
 use datafusion::logical_expr::{Expr, GroupingSet, SortExpr, cast, ident, lit, when};
+use datafusion::logical_expr::{ExprFunctionExt, WindowFunctionDefinition};
 use datafusion::prelude::DataFrame;
 use datafusion::prelude::{in_subquery, not_in_subquery};
 use oneo_catalog::FieldType;
@@ -22,7 +26,7 @@ use crate::matrix::{MatrixResult, shape_matrix};
 use crate::path::{Paths, Resolved};
 use crate::result::{ColumnInfo, Freshness, rows};
 use crate::spec::{
-    Aggregate, AggregateFn, Bucket, Grouping, RelatedFilter, ReportKind, ReportSpec,
+    Aggregate, AggregateFn, Bucket, Comparison, Grouping, RelatedFilter, ReportKind, ReportSpec,
 };
 use crate::workspace::WorkspaceSession;
 
@@ -496,6 +500,7 @@ async fn grouped(
         function: AggregateFn::Count,
         field: None,
         alias: None,
+        compare: None,
     }];
     let aggregates = if spec.aggregates.is_empty() {
         &default_count[..]
@@ -507,6 +512,7 @@ async fn grouped(
         .enumerate()
         .map(|(j, a)| aggregate_col(a, &mut paths, &format!("aggregates[{j}]")))
         .collect::<Result<Vec<_>, _>>()?;
+    let compares = comparisons(aggregates, spec.kind)?;
     check_unique_names(&keys, &aggs)?;
     let order = sort_keys(spec, &keys, &aggs)?;
 
@@ -547,9 +553,12 @@ async fn grouped(
     for i in 0..keys.len() {
         agg_exprs.push(grouping(ident(key(i))).alias(level(i)));
     }
-    let df = df.aggregate(vec![group], agg_exprs)?.sort(order)?;
-    let batches = collect(session, df).await?;
-    let levels = Levels::read(&batches, keys.len(), aggs.len())?;
+    let mut df = df.aggregate(vec![group], agg_exprs)?;
+    if !compares.is_empty() {
+        df = with_comparisons(df, keys.len(), &compares)?;
+    }
+    let batches = collect(session, df.sort(order)?).await?;
+    let levels = Levels::read(&batches, keys.len(), aggs.len() + compares.len())?;
     let mut columns: Vec<ColumnInfo> = keys
         .iter()
         .map(|k| ColumnInfo {
@@ -560,6 +569,13 @@ async fn grouped(
     columns.extend(aggs.iter().map(|a| ColumnInfo {
         name: a.name.clone(),
         kind: a.kind.clone(),
+    }));
+    columns.extend(compares.iter().map(|&(j, c)| ColumnInfo {
+        name: format!("{}:{}", aggs[j].name, c.as_str()),
+        kind: match c {
+            Comparison::PercentOfParent => "percent".into(),
+            Comparison::ChangeFromPrevious => aggs[j].kind.clone(),
+        },
     }));
     let freshness = freshness(session);
     if matrix {
@@ -586,11 +602,12 @@ async fn grouped(
             r.extend(row.values);
             detail.push(r);
         } else if row.grouped == 0 {
-            totals = Some(row.values);
+            // Comparisons are shown for the innermost groups only.
+            totals = Some(row.values[..aggs.len()].to_vec());
         } else {
             subtotals.push(Subtotal {
                 groups: row.keys[..row.grouped].to_vec(),
-                values: row.values,
+                values: row.values[..aggs.len()].to_vec(),
             });
         }
     }
@@ -609,6 +626,87 @@ async fn grouped(
         total,
         freshness,
     })
+}
+
+/// The aggregates to compare with their neighbours: (aggregate index, comparison).
+fn comparisons(
+    aggregates: &[Aggregate],
+    kind: ReportKind,
+) -> Result<Vec<(usize, Comparison)>, QueryError> {
+    let mut out = Vec::new();
+    for (j, a) in aggregates.iter().enumerate() {
+        let Some(c) = a.compare else { continue };
+        let part = format!("aggregates[{j}].compare");
+        if kind != ReportKind::Summary {
+            return Err(QueryError::spec(
+                part,
+                "comparisons are shown in summary reports",
+            ));
+        }
+        let additive = matches!(a.function, AggregateFn::Count | AggregateFn::Sum);
+        if c == Comparison::PercentOfParent && !additive {
+            return Err(QueryError::spec(
+                part,
+                format!(
+                    "percent_of_parent needs a count or sum (parts of a {} don't add up to the whole)",
+                    a.function.as_str()
+                ),
+            ));
+        }
+        out.push((j, c));
+    }
+    Ok(out)
+}
+
+/// Adds a window column per comparison after the aggregate values, before the grouping
+/// flags (the order `Levels::read` expects). The parent of an innermost group is the same
+/// values of every grouping but the last.
+fn with_comparisons(
+    df: DataFrame,
+    n_keys: usize,
+    compares: &[(usize, Comparison)],
+) -> Result<DataFrame, QueryError> {
+    let mut partition: Vec<Expr> = (0..n_keys).map(|i| ident(level(i))).collect();
+    partition.extend((0..n_keys - 1).map(|i| ident(key(i))));
+    // The physical planner takes only bare window functions in a window node (the
+    // arithmetic over them goes in the projection after it), all with the same sort keys.
+    let mut windows = Vec::with_capacity(compares.len());
+    let mut shown = Vec::with_capacity(compares.len());
+    for (c_idx, &(j, c)) in compares.iter().enumerate() {
+        let v = ident(value(j));
+        let w = ident(format!("__w{c_idx}"));
+        let (window, show) = match c {
+            Comparison::PercentOfParent => (
+                Expr::from(WindowFunction::new(
+                    WindowFunctionDefinition::AggregateUDF(sum_udaf()),
+                    vec![v.clone()],
+                ))
+                .partition_by(partition.clone())
+                .build()?,
+                cast(v, DataType::Float64) * lit(100.0) / cast(w, DataType::Float64),
+            ),
+            Comparison::ChangeFromPrevious => (
+                lag(v.clone(), Some(1), None)
+                    .partition_by(partition.clone())
+                    .order_by(vec![ident(key(n_keys - 1)).sort(true, false)])
+                    .build()?,
+                v - w,
+            ),
+        };
+        windows.push(window.alias(format!("__w{c_idx}")));
+        shown.push(show.alias(format!("__c{c_idx}")));
+    }
+    let n_values = df.schema().fields().len() - 2 * n_keys;
+    // One window node each: a node's functions must share their sort keys.
+    let mut df = df;
+    for w in windows {
+        df = df.window(vec![w])?;
+    }
+    let mut order: Vec<Expr> = (0..n_keys).map(|i| ident(key(i))).collect();
+    order.extend((0..n_values).map(|j| ident(value(j))));
+    order.extend(shown);
+    order.extend((0..n_keys).map(|i| ident(level(i))));
+    Ok(df.select(order)?)
 }
 
 fn kind_name(k: ReportKind) -> &'static str {

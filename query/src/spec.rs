@@ -207,6 +207,29 @@ pub struct Aggregate {
     /// The output column's name; by default `<fn>_<path>` (`count` for a row count).
     #[serde(default, rename = "as")]
     pub alias: Option<String>,
+    /// Summary: also show, per innermost group, this aggregate compared with its
+    /// neighbours, in a column named `<name>:<comparison>`.
+    #[serde(default)]
+    pub compare: Option<Comparison>,
+}
+
+/// How a group's aggregate relates to the groups around it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Comparison {
+    /// Its share (in percent) of its parent group (of everything, with one grouping).
+    PercentOfParent,
+    /// The difference from the previous group within the same parent, in grouping order.
+    ChangeFromPrevious,
+}
+
+impl Comparison {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PercentOfParent => "percent_of_parent",
+            Self::ChangeFromPrevious => "change_from_previous",
+        }
+    }
 }
 
 impl Aggregate {

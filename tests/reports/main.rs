@@ -152,6 +152,16 @@ fn cases() -> Vec<Case> {
                    WHERE d.owner = 'Ana Ortiz' AND d.stage = 'negotiation'",
         },
         Case {
+            name: "percent of parent group and change from the previous group",
+            spec: json!({"type": "summary", "object": "deal", "groupings": [{"field": "owner"}, {"field": "stage"}],
+                         "aggregates": [{"fn": "sum", "field": "amount", "compare": "percent_of_parent"},
+                                        {"fn": "count", "compare": "change_from_previous"}]}),
+            sql: "SELECT owner, stage, sum(amount) AS sum_amount, count(*) AS count,
+                         100.0 * sum(amount) / sum(sum(amount)) OVER (PARTITION BY owner) AS \"sum_amount:percent_of_parent\",
+                         count(*) - lag(count(*)) OVER (PARTITION BY owner ORDER BY stage COLLATE \"C\") AS \"count:change_from_previous\"
+                    FROM rel.deal GROUP BY owner, stage",
+        },
+        Case {
             name: "bucket fields: amount ranges and stages mapped to buckets",
             spec: json!({"type": "summary", "object": "deal",
                          "groupings": [{"field": "amount", "buckets": [{"label": "small", "below": 10000}, {"label": "medium", "below": "50000.00"}], "other": "large"},

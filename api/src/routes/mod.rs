@@ -63,6 +63,7 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), workspace = tracing::field::Empty)
         }))
@@ -71,6 +72,19 @@ pub fn app(state: AppState) -> Router {
 
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint; see /openapi.json".into())
+}
+
+/// A panic anywhere under a request (a bug, ours or a dependency's) answers 500 in the usual
+/// error shape instead of dropping the connection.
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown");
+    tracing::error!(panic = what, "request panicked");
+    let body = serde_json::json!({"error": {"code": "internal", "message": "internal error", "details": []}});
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
 }
 
 async fn method_not_allowed() -> Response {
