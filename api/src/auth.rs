@@ -63,9 +63,16 @@ impl Caller {
         self.require(Role::Admin, "change objects, fields or keys")
     }
 
-    /// Allows admins, and members where `min` is member; `what` completes "your role may not …".
+    /// Allows `min` and every role above it (viewer < analyst < member < admin); `what`
+    /// completes "a … key may not …".
     pub fn require(&self, min: Role, what: &str) -> Result<()> {
-        if matches!(self.role, Role::Admin) || (min == Role::Member && self.role == Role::Member) {
+        let rank = |r: Role| match r {
+            Role::Viewer => 0,
+            Role::Analyst => 1,
+            Role::Member => 2,
+            Role::Admin => 3,
+        };
+        if rank(self.role) >= rank(min) {
             Ok(())
         } else {
             Err(ApiError::Forbidden(format!(

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{health, ingest, keys, objects, records, reports};
+use crate::routes::{health, ingest, keys, objects, records, reports, saved};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,6 +16,7 @@ use crate::routes::{health, ingest, keys, objects, records, reports};
         keys::list, keys::create, keys::revoke,
         ingest::status, ingest::metrics, ingest::resync,
         reports::run, reports::sql,
+        saved::list, saved::create, saved::get, saved::replace, saved::delete, saved::run, saved::export,
     ),
     modifiers(&BearerKey)
 )]

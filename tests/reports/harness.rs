@@ -121,6 +121,27 @@ impl Env {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// Any request with this workspace's key: the status and the body as text.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, String) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.key);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("request");
+        (
+            resp.status().as_u16(),
+            resp.text().await.unwrap_or_default(),
+        )
+    }
+
     /// Runs a report that must succeed.
     pub async fn report(&self, spec: &Value) -> Value {
         let (status, body) = self.post("/v1/reports/run", spec).await;

@@ -222,8 +222,133 @@ async fn reports_equal_postgres_and_refuse_bad_input() {
     sql_reads_the_lake_read_only(&env).await;
     bad_specs_are_refused_precisely(&env).await;
     other_workspaces_stay_invisible(&env).await;
+    saved_reports_run_export_and_stay_in_their_workspace(&env).await;
     // Last, as it writes to the workspace the oracle compares with.
     as_of_reads_the_lake_as_it_was(&env).await;
+}
+
+async fn saved_reports_run_export_and_stay_in_their_workspace(env: &Env) {
+    use reqwest::Method;
+    let spec = json!({"type": "summary", "object": "deal", "groupings": [{"field": "stage"}, {"field": "owner"}],
+                      "aggregates": [{"fn": "sum", "field": "amount"}, {"fn": "count"}]});
+    let bad = json!({"name": "Pipeline", "spec": {"type": "summary", "object": "deal", "groupings": [{"field": "stag"}]}});
+    let (status, body) = env.send(Method::POST, "/v1/reports", Some(&bad)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("groupings[0].field"), "{body}");
+    let (status, body) = env.send(Method::GET, "/v1/reports", None).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "[]"),
+        "a refused report is not saved"
+    );
+
+    let (status, body) = env
+        .send(
+            Method::POST,
+            "/v1/reports",
+            Some(&json!({"name": "Pipeline / owner", "spec": spec})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let saved: Value = serde_json::from_str(&body).expect("json");
+    let id = saved["id"].as_str().expect("id").to_string();
+    let (_, list) = env.send(Method::GET, "/v1/reports", None).await;
+    assert!(list.contains(&id));
+
+    let (status, body) = env
+        .send(Method::POST, &format!("/v1/reports/{id}/run"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let ran: Value = serde_json::from_str(&body).expect("json");
+    let adhoc = env.report(&spec).await;
+    assert_eq!(
+        ran["rows"], adhoc["rows"],
+        "a saved report answers as the same spec ad hoc"
+    );
+
+    let run = json!({"filters": [{"field": "stage", "op": "equals", "value": "closed_won"}]});
+    let (status, body) = env
+        .send(Method::POST, &format!("/v1/reports/{id}/run"), Some(&run))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let won: Value = serde_json::from_str(&body).expect("json");
+    let want = env
+        .pg("SELECT stage, owner, sum(amount) AS sum_amount, count(*) AS count FROM rel.deal WHERE stage = 'closed_won' GROUP BY 1, 2")
+        .await;
+    assert_eq!(
+        sorted(report_rows(&won)),
+        sorted(want),
+        "runtime filters narrow the run"
+    );
+
+    let (status, csv_text) = env
+        .send(
+            Method::GET,
+            &format!("/v1/reports/{id}/export?format=csv"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{csv_text}");
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(header, ["stage", "owner", "sum_amount", "count"]);
+    let records: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.expect("record").iter().map(String::from).collect())
+        .collect();
+    let json_rows: Vec<Vec<String>> = ran["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .expect("row")
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), String::from))
+                .collect()
+        })
+        .collect();
+    assert_eq!(records, json_rows, "the CSV holds the report's rows");
+    let (status, body) = env
+        .send(
+            Method::GET,
+            &format!("/v1/reports/{id}/export?format=docx"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+
+    // Another workspace neither sees nor runs it.
+    let other = oneo_api::db::workspace::create_workspace(&env.pool, "Initech")
+        .await
+        .expect("workspace");
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/reports/{id}/run", env.base))
+        .bearer_auth(&other.api_key)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 404);
+
+    let renamed = json!({"name": "Pipeline by stage", "spec": spec});
+    let (status, body) = env
+        .send(Method::PUT, &format!("/v1/reports/{id}"), Some(&renamed))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Pipeline by stage"));
+    let (status, _) = env
+        .send(Method::DELETE, &format!("/v1/reports/{id}"), None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = env
+        .send(Method::GET, &format!("/v1/reports/{id}"), None)
+        .await;
+    assert_eq!(status, 404);
 }
 
 async fn as_of_reads_the_lake_as_it_was(env: &Env) {

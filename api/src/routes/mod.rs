@@ -4,6 +4,7 @@ pub(crate) mod keys;
 pub(crate) mod objects;
 pub(crate) mod records;
 pub(crate) mod reports;
+pub(crate) mod saved;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode};
@@ -45,6 +46,13 @@ pub fn app(state: AppState) -> Router {
                 .delete(records::delete),
         )
         .route("/v1/reports/run", post(reports::run))
+        .route("/v1/reports", get(saved::list).post(saved::create))
+        .route(
+            "/v1/reports/{id}",
+            get(saved::get).put(saved::replace).delete(saved::delete),
+        )
+        .route("/v1/reports/{id}/run", post(saved::run))
+        .route("/v1/reports/{id}/export", get(saved::export))
         .route("/v1/sql", post(reports::sql))
         .route("/v1/api-keys", get(keys::list).post(keys::create))
         .route("/v1/ingest/status", get(ingest::status))

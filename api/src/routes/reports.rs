@@ -25,11 +25,11 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 #[serde(deny_unknown_fields)]
 pub struct Consistency {
     /// Wait until ingest has applied this WAL position (a write's `Oneo-Lsn`) before answering.
-    min_lsn: Option<String>,
+    pub min_lsn: Option<String>,
     /// How long to wait for `min_lsn`, in milliseconds (default 5000, at most 60000).
-    wait_ms: Option<u64>,
+    pub wait_ms: Option<u64>,
     /// Answer from the lake as it was at this moment (RFC 3339), by Delta time travel.
-    as_of: Option<chrono::DateTime<chrono::Utc>>,
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[utoipa::path(post, path = "/v1/reports/run", tag = "reports", security(("api_key" = [])),
@@ -44,15 +44,30 @@ pub async fn run(
     ApiQuery(consistency): ApiQuery<Consistency>,
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> Result<Json<ReportResult>> {
-    let spec: ReportSpec = serde_json::from_value(body)
-        .map_err(|e| ApiError::Validation(Issues::one("spec", e.to_string())))?;
-    let session = session(&state, &caller, &consistency).await?;
+    let spec = parse_spec(body)?;
+    Ok(Json(answer(&state, &caller, &consistency, &spec).await?))
+}
+
+/// A report spec from JSON, or a 400 naming what serde found wrong.
+pub(crate) fn parse_spec(body: serde_json::Value) -> Result<ReportSpec> {
+    serde_json::from_value(body)
+        .map_err(|e| ApiError::Validation(Issues::one("spec", e.to_string())))
+}
+
+/// Runs `spec` for the caller, with its freshness.
+pub(crate) async fn answer(
+    state: &AppState,
+    caller: &Caller,
+    consistency: &Consistency,
+    spec: &ReportSpec,
+) -> Result<ReportResult> {
+    let session = session(state, caller, consistency).await?;
     let dates = DateContext::new(chrono::Utc::now());
-    let mut result = oneo_query::run_report(&session, &spec, &dates)
+    let mut result = oneo_query::run_report(&session, spec, &dates)
         .await
         .map_err(query_error)?;
-    result.freshness.lag_ms = lag_ms(&state);
-    Ok(Json(result))
+    result.freshness.lag_ms = lag_ms(state);
+    Ok(result)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

@@ -1,0 +1,330 @@
+//! Saved reports: `/v1/reports` (list, save), `/v1/reports/{id}` (get, replace, delete),
+//! `/v1/reports/{id}/run` (with runtime filters, `as_of`, `min_lsn`) and
+//! `/v1/reports/{id}/export?format=csv`.
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use oneo_catalog::Issues;
+use oneo_query::{Filter, ReportResult, ReportSpec};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::{Caller, Role};
+use crate::error::{ApiError, ApiJson, ApiQuery, Result};
+use crate::routes::reports::{Consistency, answer, parse_spec};
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SavedReport {
+    id: Uuid,
+    name: String,
+    #[schema(value_type = Object)]
+    spec: Value,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SaveReport {
+    /// 1 to 200 characters.
+    name: String,
+    /// A report spec, as `/v1/reports/run` takes it.
+    #[schema(value_type = Object)]
+    spec: Value,
+}
+
+type Row = (
+    Uuid,
+    String,
+    sqlx::types::Json<Value>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+);
+
+fn saved((id, name, spec, created_at, updated_at): Row) -> SavedReport {
+    SavedReport {
+        id,
+        name,
+        spec: spec.0,
+        created_at,
+        updated_at,
+    }
+}
+
+/// Checks a report before it is saved: its name, its spec's shape, and that it runs.
+async fn check(state: &AppState, caller: &Caller, body: &SaveReport) -> Result<()> {
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::Validation(Issues::one(
+            "name",
+            "must be 1 to 200 characters",
+        )));
+    }
+    let spec = parse_spec(body.spec.clone())?;
+    // Running it is the one check that covers everything (paths, types, filter values, the
+    // lake's tables); a report that can't run is refused with the same precise error.
+    answer(state, caller, &Consistency::default(), &spec).await?;
+    Ok(())
+}
+
+#[utoipa::path(get, path = "/v1/reports", tag = "reports", security(("api_key" = [])),
+    responses((status = 200, description = "the workspace's saved reports, newest first", body = [SavedReport])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Vec<SavedReport>>> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, name, spec, created_at, updated_at FROM oneo.reports
+          WHERE workspace_id = $1 ORDER BY created_at DESC, id",
+    )
+    .bind(caller.workspace_id)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(rows.into_iter().map(saved).collect()))
+}
+
+#[utoipa::path(post, path = "/v1/reports", tag = "reports", security(("api_key" = [])),
+    request_body = SaveReport,
+    responses((status = 201, description = "saved", body = SavedReport),
+              (status = 400, description = "the name or spec is invalid; `details` names the part"),
+              (status = 403, description = "viewers may not save reports")))]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(body): ApiJson<SaveReport>,
+) -> Result<(StatusCode, Json<SavedReport>)> {
+    caller.require(Role::Analyst, "save reports")?;
+    check(&state, &caller, &body).await?;
+    let row: Row = sqlx::query_as(
+        "INSERT INTO oneo.reports (id, workspace_id, name, spec) VALUES ($1, $2, $3, $4)
+         RETURNING id, name, spec, created_at, updated_at",
+    )
+    .bind(Uuid::now_v7())
+    .bind(caller.workspace_id)
+    .bind(body.name.trim())
+    .bind(sqlx::types::Json(&body.spec))
+    .fetch_one(&state.pool)
+    .await?;
+    Ok((StatusCode::CREATED, Json(saved(row))))
+}
+
+async fn load(state: &AppState, caller: &Caller, id: Uuid) -> Result<SavedReport> {
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, name, spec, created_at, updated_at FROM oneo.reports
+          WHERE id = $1 AND workspace_id = $2",
+    )
+    .bind(id)
+    .bind(caller.workspace_id)
+    .fetch_optional(&state.pool)
+    .await?;
+    row.map(saved)
+        .ok_or_else(|| ApiError::NotFound(format!("there is no report {id} in this workspace")))
+}
+
+#[utoipa::path(get, path = "/v1/reports/{id}", tag = "reports", security(("api_key" = [])),
+    params(("id" = Uuid, Path)), responses((status = 200, body = SavedReport), (status = 404)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<SavedReport>> {
+    Ok(Json(load(&state, &caller, id).await?))
+}
+
+#[utoipa::path(put, path = "/v1/reports/{id}", tag = "reports", security(("api_key" = [])),
+    params(("id" = Uuid, Path)), request_body = SaveReport,
+    responses((status = 200, body = SavedReport), (status = 400), (status = 404)))]
+pub async fn replace(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<Uuid>,
+    ApiJson(body): ApiJson<SaveReport>,
+) -> Result<Json<SavedReport>> {
+    caller.require(Role::Analyst, "change reports")?;
+    load(&state, &caller, id).await?;
+    check(&state, &caller, &body).await?;
+    let row: Row = sqlx::query_as(
+        "UPDATE oneo.reports SET name = $3, spec = $4, updated_at = now()
+          WHERE id = $1 AND workspace_id = $2 RETURNING id, name, spec, created_at, updated_at",
+    )
+    .bind(id)
+    .bind(caller.workspace_id)
+    .bind(body.name.trim())
+    .bind(sqlx::types::Json(&body.spec))
+    .fetch_one(&state.pool)
+    .await?;
+    Ok(Json(saved(row)))
+}
+
+#[utoipa::path(delete, path = "/v1/reports/{id}", tag = "reports", security(("api_key" = [])),
+    params(("id" = Uuid, Path)), responses((status = 204), (status = 404)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode> {
+    caller.require(Role::Analyst, "delete reports")?;
+    let gone = sqlx::query("DELETE FROM oneo.reports WHERE id = $1 AND workspace_id = $2")
+        .bind(id)
+        .bind(caller.workspace_id)
+        .execute(&state.pool)
+        .await?
+        .rows_affected();
+    if gone == 0 {
+        return Err(ApiError::NotFound(format!(
+            "there is no report {id} in this workspace"
+        )));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A saved report's run: extra filters for this run only, and how fresh it must be.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunSaved {
+    /// ANDed with the report's own filters (and its filter logic).
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    filters: Vec<Filter>,
+    min_lsn: Option<String>,
+    wait_ms: Option<u64>,
+    as_of: Option<DateTime<Utc>>,
+}
+
+/// The saved spec with the run's filters added.
+fn with_runtime_filters(mut spec: ReportSpec, extra: Vec<Filter>) -> ReportSpec {
+    if extra.is_empty() {
+        return spec;
+    }
+    let first = spec.filters.len() + 1;
+    let added: Vec<String> = (first..first + extra.len())
+        .map(|n| n.to_string())
+        .collect();
+    if let Some(logic) = spec.filter_logic.take().filter(|l| !l.trim().is_empty()) {
+        spec.filter_logic = Some(format!("({logic}) AND {}", added.join(" AND ")));
+    }
+    spec.filters.extend(extra);
+    spec
+}
+
+async fn run_saved(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    run: RunSaved,
+) -> Result<ReportResult> {
+    let report = load(state, caller, id).await?;
+    let spec = with_runtime_filters(parse_spec(report.spec)?, run.filters);
+    let consistency = Consistency {
+        min_lsn: run.min_lsn,
+        wait_ms: run.wait_ms,
+        as_of: run.as_of,
+    };
+    answer(state, caller, &consistency, &spec).await
+}
+
+#[utoipa::path(post, path = "/v1/reports/{id}/run", tag = "reports", security(("api_key" = [])),
+    params(("id" = Uuid, Path)), request_body(content = RunSaved, description = "optional"),
+    responses((status = 200, description = "as /v1/reports/run answers", body = Object), (status = 404)))]
+pub async fn run(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<Uuid>,
+    body: axum::body::Bytes,
+) -> Result<Json<ReportResult>> {
+    // The body is optional: an empty one runs the report as saved.
+    let run: RunSaved = if body.iter().all(u8::is_ascii_whitespace) {
+        RunSaved::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+    };
+    Ok(Json(run_saved(&state, &caller, id, run).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExportParams {
+    /// `csv` (XLSX and PDF are not available yet).
+    format: String,
+}
+
+#[utoipa::path(get, path = "/v1/reports/{id}/export", tag = "reports", security(("api_key" = [])),
+    params(("id" = Uuid, Path), ExportParams),
+    responses((status = 200, description = "the report as CSV: a header row of column names, then the rows (a matrix as one row per cell)", content_type = "text/csv", body = String),
+              (status = 400, description = "an unknown format"), (status = 404)))]
+pub async fn export(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<Uuid>,
+    ApiQuery(params): ApiQuery<ExportParams>,
+) -> Result<Response> {
+    if params.format != "csv" {
+        return Err(ApiError::Validation(Issues::one(
+            "format",
+            format!("`{}` is not an export format here; use csv", params.format),
+        )));
+    }
+    let report = load(&state, &caller, id).await?;
+    let result = run_saved(&state, &caller, id, RunSaved::default()).await?;
+    let body = to_csv(&result).map_err(|e| ApiError::Query(format!("CSV: {e}")))?;
+    let file = format!("attachment; filename=\"{}.csv\"", file_name(&report.name));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, file),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// A report's name as a safe file name.
+fn file_name(name: &str) -> String {
+    let s: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() { "report".into() } else { s }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(";"),
+        other => other.to_string(),
+    }
+}
+
+/// Tabular and summary: the columns and rows. Matrix: one row per cell, its row and column
+/// groupings then its aggregates.
+fn to_csv(result: &ReportResult) -> std::result::Result<Vec<u8>, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(result.columns.iter().map(|c| c.name.as_str()))?;
+    if let Some(m) = &result.matrix {
+        for (i, r) in m.row_headers.iter().enumerate() {
+            for (j, c) in m.column_headers.iter().enumerate() {
+                if let Some(values) = &m.cells[i][j] {
+                    w.write_record(r.iter().chain(c).chain(values).map(text))?;
+                }
+            }
+        }
+    } else {
+        for row in &result.rows {
+            w.write_record(row.iter().map(text))?;
+        }
+    }
+    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}
