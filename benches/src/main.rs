@@ -7,6 +7,8 @@
 //!   the time ingest takes to put them all in the lake (changes/s).
 //! - `… -- ingest-freshness --rate 2000 --seconds 30`: a steady write load through the API
 //!   with ingest beside the server; p50/p95 from a write's request to its being in the lake.
+//! - `… -- reports --scale 100000 --runs 10`: the standard CRM reports through
+//!   `/v1/reports/run` and as SQL on PostgreSQL over the relational copy; p50s and ratios.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,7 @@ use oneo_api::config::{DatabaseConfig, HttpConfig};
 use serde_json::{Value, json};
 
 mod ingest;
+mod reports;
 use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
 
@@ -62,6 +65,15 @@ enum Command {
         batch: usize,
         #[arg(long, default_value_t = 30)]
         seconds: u64,
+    },
+    /// The standard CRM reports on the lake against the same SQL on PostgreSQL.
+    Reports {
+        /// Contacts in the data set (companies, deals and activities in proportion).
+        #[arg(long, default_value_t = 100_000)]
+        scale: usize,
+        /// Timed runs per report, after one warm-up run.
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
     },
 }
 
@@ -177,6 +189,18 @@ async fn main() -> anyhow::Result<()> {
                 bulk_requests,
                 batch,
             } => api_bench(&base, &created.api_key, single, bulk_requests, batch).await,
+            Command::Reports { scale, runs } => {
+                reports::reports(
+                    app_pool,
+                    &db,
+                    ingest_cfg,
+                    created.workspace_id,
+                    &created.api_key,
+                    scale,
+                    runs,
+                )
+                .await
+            }
             Command::IngestBacklog { scale } => {
                 ingest::backlog(app_pool, ingest_cfg, created.workspace_id, scale).await
             }
