@@ -40,7 +40,7 @@ pub use spec::{
     RelatedFilter, ReportKind, ReportSpec, SortKey,
 };
 pub use sql::{SQL_ROW_LIMIT, SqlResult, run_sql};
-pub use workspace::{ObjectDef, QueryConfig, WorkspaceSchema, WorkspaceSession};
+pub use workspace::{ObjectDef, QueryConfig, TableCache, WorkspaceSchema, WorkspaceSession};
 
 /// Formats an LSN the way PostgreSQL does (`16/B374D848`).
 pub fn format_lsn(lsn: u64) -> String {

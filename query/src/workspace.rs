@@ -91,6 +91,36 @@ pub struct QueryConfig {
     pub memory_limit_bytes: usize,
     /// Longest a query may run.
     pub timeout: Duration,
+    /// Tables opened by earlier sessions, shared by all of them.
+    pub tables: Arc<TableCache>,
+}
+
+/// Delta tables opened before, kept so that the next query reads only the commits made since
+/// rather than replaying each table's log from its last checkpoint on every request.
+#[derive(Debug, Default)]
+pub struct TableCache(Mutex<HashMap<Url, DeltaTable>>);
+
+impl TableCache {
+    /// The table at its newest version, or `None` where nothing was written yet.
+    async fn latest(&self, url: Url) -> Result<Option<DeltaTable>, QueryError> {
+        let cached = self.lock().get(&url).cloned();
+        let table = match cached {
+            Some(mut t) => {
+                t.update_incremental(None).await?;
+                t
+            }
+            None => match open_existing(url.clone(), None).await? {
+                Some(t) => t,
+                None => return Ok(None),
+            },
+        };
+        self.lock().insert(url, table.clone());
+        Ok(Some(table))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Url, DeltaTable>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl QueryConfig {
@@ -99,6 +129,7 @@ impl QueryConfig {
             lake_root,
             memory_limit_bytes: 1 << 30,
             timeout: Duration::from_secs(30),
+            tables: Arc::default(),
         }
     }
 }
@@ -135,6 +166,7 @@ impl WorkspaceSession {
             root: cfg.lake_root.clone(),
             schema: Arc::clone(&schema),
             as_of,
+            cache: Arc::clone(&cfg.tables),
             opened: Mutex::default(),
         });
         let catalog = MemoryCatalogProvider::new();
@@ -180,6 +212,7 @@ struct LakeSchema {
     root: Url,
     schema: Arc<WorkspaceSchema>,
     as_of: Option<DateTime<Utc>>,
+    cache: Arc<TableCache>,
     /// Tables opened so far and the LSN ingest had applied to each.
     opened: Mutex<HashMap<String, Option<u64>>>,
 }
@@ -192,7 +225,11 @@ impl LakeSchema {
             .join(&path)
             .map_err(|e| QueryError::Lake(DeltaTableError::InvalidTableLocation(e.to_string())))?;
         let wanted = object.lake_schema();
-        let table = match open_existing(url, self.as_of).await? {
+        let found = match self.as_of {
+            None => self.cache.latest(url).await?,
+            Some(_) => open_existing(url, self.as_of).await?,
+        };
+        let table = match found {
             Some(t) => t,
             None => {
                 // No change reached the lake yet: an empty table of the right shape.
