@@ -33,6 +33,17 @@ pub fn table_path(workspace: uuid::Uuid, object_id: i64, kind: TableKind) -> Str
     format!("{workspace}/o{object_id}/{}/", kind.as_str())
 }
 
+/// Formats a WAL position the way PostgreSQL does (`16/B374D848`).
+pub fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}
+
+/// Parses PostgreSQL's `X/Y` WAL position text.
+pub fn parse_lsn(text: &str) -> Option<u64> {
+    let (hi, lo) = text.split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+}
+
 /// Precision of every decimal column: 38 digits, the widest Decimal128.
 pub const DECIMAL_PRECISION: u8 = 38;
 
@@ -77,6 +88,15 @@ pub fn system_columns() -> Vec<Field> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lsn_text_round_trips() {
+        for lsn in [0, 1, 0x16_B374_D848, u64::MAX] {
+            assert_eq!(parse_lsn(&format_lsn(lsn)), Some(lsn));
+        }
+        assert_eq!(format_lsn(0x16_B374_D848), "16/B374D848");
+        assert_eq!(parse_lsn("nope"), None);
+    }
 
     #[test]
     fn every_stored_type_has_a_column_and_computed_types_none() {

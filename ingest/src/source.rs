@@ -22,16 +22,7 @@ use crate::error::IngestError;
 /// A position in PostgreSQL's write-ahead log.
 pub type Lsn = u64;
 
-/// Formats an LSN the way PostgreSQL does (`16/B374D848`).
-pub fn format_lsn(lsn: Lsn) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
-}
-
-/// Parses PostgreSQL's `X/Y` LSN text.
-pub fn parse_lsn(text: &str) -> Option<Lsn> {
-    let (hi, lo) = text.split_once('/')?;
-    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
-}
+pub use oneo_catalog::lake::{format_lsn, parse_lsn};
 
 /// What a row change did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -505,14 +496,5 @@ mod tests {
             ..cfg
         };
         assert_eq!(remote.replication_urls().unwrap().len(), 1);
-    }
-
-    #[test]
-    fn lsn_text_round_trips() {
-        for lsn in [0, 1, 0x16_B374_D848, u64::MAX] {
-            assert_eq!(parse_lsn(&format_lsn(lsn)), Some(lsn));
-        }
-        assert_eq!(format_lsn(0x16_B374_D848), "16/B374D848");
-        assert_eq!(parse_lsn("nope"), None);
     }
 }

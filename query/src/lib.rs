@@ -19,9 +19,12 @@
 //! # Ok(()) }
 //! ```
 
+mod bucket;
+mod compare;
 mod dates;
 mod error;
 mod filter;
+mod grouped;
 mod matrix;
 mod path;
 mod report;
@@ -33,6 +36,7 @@ mod workspace;
 pub use dates::DateContext;
 pub use error::QueryError;
 pub use matrix::{MatrixResult, MatrixSubtotal};
+pub use oneo_catalog::lake::format_lsn;
 pub use report::{DEFAULT_LIMIT, MAX_LIMIT, ReportResult, Subtotal, run_report};
 pub use result::{ColumnInfo, Freshness};
 pub use spec::{
@@ -41,8 +45,3 @@ pub use spec::{
 };
 pub use sql::{SQL_ROW_LIMIT, SqlResult, run_sql};
 pub use workspace::{ObjectDef, QueryConfig, TableCache, WorkspaceSchema, WorkspaceSession};
-
-/// Formats an LSN the way PostgreSQL does (`16/B374D848`).
-pub fn format_lsn(lsn: u64) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
-}

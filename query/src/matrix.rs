@@ -1,10 +1,12 @@
 //! A matrix answer laid out as a pivot: row headers, column headers, a cell per pair, and the
 //! subtotals and totals the engine computed with GROUPING SETS.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use crate::report::Levels;
+use crate::grouped::Levels;
 
 /// A matrix report's answer. Every value list holds the report's aggregates in order.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -46,18 +48,27 @@ pub(crate) fn shape_matrix(
 ) -> MatrixResult {
     let prefix =
         |by: &[bool], from: usize, n: usize| by[from..from + n].iter().filter(|b| **b).count();
+    // The engine sorted the rows, so first appearance is the display order. Headers are
+    // indexed by their JSON text, so placing each answer row is a lookup, not a scan.
     let mut row_headers: Vec<Vec<Json>> = Vec::new();
     let mut column_headers: Vec<Vec<Json>> = Vec::new();
-    // The engine sorted the rows, so first appearance is the display order.
+    let mut row_index: HashMap<String, usize> = HashMap::new();
+    let mut col_index: HashMap<String, usize> = HashMap::new();
     for r in &levels.rows {
         let (rr, cc) = (prefix(&r.by, 0, n_rows), prefix(&r.by, n_rows, n_cols));
-        let row_key = r.keys[..n_rows].to_vec();
-        let col_key = r.keys[n_rows..].to_vec();
-        if rr == n_rows && !row_headers.contains(&row_key) {
-            row_headers.push(row_key);
+        if rr == n_rows {
+            let key = header_key(&r.keys[..n_rows]);
+            row_index.entry(key).or_insert_with(|| {
+                row_headers.push(r.keys[..n_rows].to_vec());
+                row_headers.len() - 1
+            });
         }
-        if cc == n_cols && !column_headers.contains(&col_key) {
-            column_headers.push(col_key);
+        if cc == n_cols {
+            let key = header_key(&r.keys[n_rows..]);
+            col_index.entry(key).or_insert_with(|| {
+                column_headers.push(r.keys[n_rows..].to_vec());
+                column_headers.len() - 1
+            });
         }
     }
     let total_rows = row_headers.len();
@@ -78,8 +89,11 @@ pub(crate) fn shape_matrix(
         let (rr, cc) = (prefix(&r.by, 0, n_rows), prefix(&r.by, n_rows, n_cols));
         let row_key = &r.keys[..n_rows];
         let col_key = &r.keys[n_rows..];
-        let ri = out.row_headers.iter().position(|h| h == row_key);
-        let ci = out.column_headers.iter().position(|h| h == col_key);
+        let ri = row_index
+            .get(&header_key(row_key))
+            .copied()
+            .filter(|&i| i < out.row_headers.len());
+        let ci = col_index.get(&header_key(col_key)).copied();
         match (rr == n_rows, cc == n_cols, rr == 0, cc == 0) {
             (true, true, _, _) => {
                 if let (Some(i), Some(j)) = (ri, ci) {
@@ -105,4 +119,8 @@ pub(crate) fn shape_matrix(
         }
     }
     out
+}
+
+fn header_key(values: &[Json]) -> String {
+    serde_json::to_string(values).unwrap_or_default()
 }

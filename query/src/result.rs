@@ -21,6 +21,16 @@ pub struct Freshness {
     pub lag_ms: Option<u64>,
 }
 
+impl Freshness {
+    /// What a session's answers reflect; the lag is the caller's to fill in (it knows ingest).
+    pub fn of(session: &crate::WorkspaceSession) -> Self {
+        Self {
+            lsn: session.applied_lsn().map(crate::format_lsn),
+            lag_ms: None,
+        }
+    }
+}
+
 /// A result column: its name and the type of its values.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ColumnInfo {

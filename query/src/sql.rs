@@ -9,8 +9,8 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use crate::error::QueryError;
-use crate::report::{collect, timed};
-use crate::result::{ColumnInfo, Freshness, rows};
+use crate::report::limited;
+use crate::result::{ColumnInfo, Freshness};
 use crate::workspace::WorkspaceSession;
 
 /// Rows an SQL answer carries at most; beyond that it says `truncated` with the total.
@@ -41,15 +41,7 @@ pub async fn run_sql(session: &WorkspaceSession, sql: &str) -> Result<SqlResult,
         .await
         .map_err(|e| QueryError::Sql(e.find_root().to_string()))?;
     let schema = df.schema().clone();
-    let batches = collect(session, df.clone().limit(0, Some(SQL_ROW_LIMIT + 1))?).await?;
-    let mut out = rows(&batches);
-    let truncated = out.len() > SQL_ROW_LIMIT;
-    out.truncate(SQL_ROW_LIMIT);
-    let total = if truncated {
-        timed(session, df.count()).await?
-    } else {
-        out.len()
-    };
+    let (out, truncated, total) = limited(session, df, SQL_ROW_LIMIT).await?;
     Ok(SqlResult {
         columns: schema
             .fields()
@@ -63,9 +55,6 @@ pub async fn run_sql(session: &WorkspaceSession, sql: &str) -> Result<SqlResult,
         rows: out,
         truncated,
         total,
-        freshness: Freshness {
-            lsn: session.applied_lsn().map(crate::format_lsn),
-            lag_ms: None,
-        },
+        freshness: Freshness::of(session),
     })
 }

@@ -13,14 +13,12 @@ use oneo_api::config::{DatabaseConfig, HttpConfig};
 use oneo_ingest::layout::{ObjectLayout, load_layouts};
 use oneo_ingest::{IngestConfig, Lake, TableKind};
 use serde_json::{Value, json};
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub fn server_url() -> String {
-    std::env::var("ONEO_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
+use crate::common::{create_database, drop_database};
 
 /// Rows keyed by id; each a column → canonical text map.
 pub type Rows = BTreeMap<String, BTreeMap<String, Option<String>>>;
@@ -39,15 +37,7 @@ pub struct Env {
 
 impl Env {
     pub async fn new() -> Self {
-        let db_name = format!("oneo_test_{}", Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&format!("{}/postgres", server_url()))
-            .await
-            .expect("PostgreSQL at ONEO_TEST_PG");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create db");
-        let db_url = format!("{}/{db_name}", server_url());
+        let (db_name, db_url) = create_database().await;
         let db = DatabaseConfig {
             database_url: db_url.clone(),
             db_max_connections: 10,
@@ -315,56 +305,6 @@ pub fn cell_text(col: &dyn Array, row: usize) -> Option<String> {
 impl Drop for Env {
     fn drop(&mut self) {
         self.server.cancel();
-        let name = self.db_name.clone();
-        // Slots hold the database open: stop and drop them, then the database. On a thread of
-        // its own, as this may run inside the test's runtime.
-        let done = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                let Ok(mut admin) =
-                    PgConnection::connect(&format!("{}/postgres", server_url())).await
-                else {
-                    return;
-                };
-                for _ in 0..20 {
-                    let r = sqlx::query(
-                        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
-                          WHERE database = $1 AND active_pid IS NOT NULL",
-                    )
-                    .bind(&name)
-                    .execute(&mut admin)
-                    .await;
-                    let dropped = sqlx::query(
-                        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-                          WHERE database = $1 AND NOT active",
-                    )
-                    .bind(&name)
-                    .execute(&mut admin)
-                    .await;
-                    let left: i64 = sqlx::query_scalar(
-                        "SELECT count(*) FROM pg_replication_slots WHERE database = $1",
-                    )
-                    .bind(&name)
-                    .fetch_one(&mut admin)
-                    .await
-                    .unwrap_or(0);
-                    if left == 0 || (r.is_err() && dropped.is_err()) {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                drop(
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut admin)
-                    .await,
-                );
-            });
-        });
-        drop(done.join());
+        drop_database(self.db_name.clone());
     }
 }

@@ -2,6 +2,8 @@
 //! temporary folder: the lake equals PostgreSQL after a randomised workload, through crashes,
 //! and an independent reader (Python `deltalake`) sees the same rows.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod harness;
 mod workload;
 

@@ -9,13 +9,10 @@ use oneo_api::Application;
 use oneo_api::config::{DatabaseConfig, HttpConfig};
 use oneo_ingest::{Ingest, IngestConfig, IngestHandle};
 use serde_json::Value;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-pub fn server_url() -> String {
-    std::env::var("ONEO_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
+use crate::common::{create_database, drop_database};
 
 /// A result row: column name → canonical text (null as `None`).
 pub type Row = BTreeMap<String, Option<String>>;
@@ -34,15 +31,7 @@ pub struct Env {
 impl Env {
     /// Scale `scale` of the data set, in the lake and in `rel`, served.
     pub async fn with_data(scale: usize) -> Self {
-        let db_name = format!("oneo_test_{}", Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&format!("{}/postgres", server_url()))
-            .await
-            .expect("PostgreSQL at ONEO_TEST_PG");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create db");
-        let db_url = format!("{}/{db_name}", server_url());
+        let (db_name, db_url) = create_database().await;
         let db = DatabaseConfig {
             database_url: db_url.clone(),
             db_max_connections: 10,
@@ -223,51 +212,6 @@ pub fn report_rows(answer: &Value) -> Vec<Row> {
 impl Drop for Env {
     fn drop(&mut self) {
         self.stop.cancel();
-        let name = self.db_name.clone();
-        // The slot holds the database open: stop and drop it, then the database. On a thread
-        // of its own, as this runs inside the test's runtime.
-        let done = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                let Ok(mut admin) =
-                    PgConnection::connect(&format!("{}/postgres", server_url())).await
-                else {
-                    return;
-                };
-                for _ in 0..50 {
-                    drop(
-                        sqlx::query(
-                            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots
-                              WHERE database = $1 AND active_pid IS NOT NULL",
-                        )
-                        .bind(&name)
-                        .execute(&mut admin)
-                        .await,
-                    );
-                    drop(
-                        sqlx::query(
-                            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-                              WHERE database = $1 AND NOT active",
-                        )
-                        .bind(&name)
-                        .execute(&mut admin)
-                        .await,
-                    );
-                    let q = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    if sqlx::query(sqlx::AssertSqlSafe(q))
-                        .execute(&mut admin)
-                        .await
-                        .is_ok()
-                    {
-                        return;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            });
-        });
-        drop(done.join());
+        drop_database(self.db_name.clone());
     }
 }

@@ -1,0 +1,479 @@
+//! Summary and matrix reports: one aggregate over GROUPING SETS (every prefix of the
+//! groupings for a summary, every row prefix × column prefix for a matrix), its rows placed by
+//! the `grouping()` flags.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::functions::expr_fn::date_trunc;
+use datafusion::functions_aggregate::expr_fn::{
+    avg, count, count_distinct, grouping, max, median, min, sum,
+};
+use datafusion::logical_expr::{Expr, GroupingSet, SortExpr, cast, ident, lit};
+use oneo_catalog::FieldType;
+use serde_json::Value as Json;
+
+use crate::bucket::bucket_expr;
+use crate::compare::{comparisons, with_comparisons};
+use crate::error::QueryError;
+use crate::matrix::shape_matrix;
+use crate::path::{Paths, Resolved};
+use crate::report::{ReportResult, Subtotal, collect};
+use crate::result::{ColumnInfo, Freshness, rows};
+use crate::spec::{Aggregate, AggregateFn, Comparison, Grouping, ReportKind, ReportSpec};
+use crate::workspace::WorkspaceSession;
+
+/// A grouping resolved: its output name, key expression and the type of its values.
+pub(crate) struct GroupKey {
+    pub name: String,
+    pub expr: Expr,
+    pub kind: String,
+}
+
+fn group_key(g: &Grouping, on: Resolved, part: &str) -> Result<GroupKey, QueryError> {
+    let ty = on.field.field_type;
+    if let Some(buckets) = &g.buckets {
+        if g.date.is_some() {
+            return Err(QueryError::spec(
+                format!("{part}.buckets"),
+                "a grouping takes buckets or a date period, not both",
+            ));
+        }
+        return Ok(GroupKey {
+            name: g.name(),
+            expr: bucket_expr(buckets, g.other.as_deref(), &on, &format!("{part}.buckets"))?,
+            kind: "text".into(),
+        });
+    }
+    if ty == FieldType::Multiselect {
+        return Err(QueryError::spec(
+            format!("{part}.field"),
+            format!(
+                "`{}` is a multiselect field; group by a single-valued field",
+                on.path
+            ),
+        ));
+    }
+    let expr = match (g.date, ty) {
+        (None, _) => on.expr,
+        (Some(p), FieldType::Date) => cast(date_trunc(lit(p.as_str()), on.expr), DataType::Date32),
+        (Some(p), FieldType::Datetime) => date_trunc(lit(p.as_str()), on.expr),
+        (Some(_), t) => {
+            return Err(QueryError::spec(
+                format!("{part}.date"),
+                format!(
+                    "`{}` is a {} field; date periods group dates and datetimes",
+                    on.path,
+                    t.as_str()
+                ),
+            ));
+        }
+    };
+    Ok(GroupKey {
+        name: g.name(),
+        expr,
+        kind: ty.as_str().to_string(),
+    })
+}
+
+/// An aggregate resolved: its output name, the expression over the projected input, and
+/// the type of its values.
+struct AggregateCol {
+    name: String,
+    input: Option<Expr>,
+    function: AggregateFn,
+    kind: String,
+}
+
+fn aggregate_col(
+    a: &Aggregate,
+    paths: &mut Paths<'_>,
+    part: &str,
+) -> Result<AggregateCol, QueryError> {
+    let on = match (&a.field, a.function) {
+        (None, AggregateFn::Count) => None,
+        (None, f) => {
+            return Err(QueryError::spec(
+                format!("{part}.field"),
+                format!("{} needs a field", f.as_str()),
+            ));
+        }
+        (Some(p), _) => Some(paths.resolve(p, &format!("{part}.field"))?),
+    };
+    let ty = on.as_ref().map(|r| r.field.field_type);
+    let numeric = |t: FieldType| t.is_decimal() || t == FieldType::Autonumber;
+    let allowed = match (a.function, ty) {
+        (AggregateFn::Count, _) => true,
+        (AggregateFn::Sum | AggregateFn::Avg | AggregateFn::Median, Some(t)) => numeric(t),
+        (AggregateFn::Min | AggregateFn::Max, Some(t)) => {
+            !matches!(t, FieldType::Multiselect | FieldType::Boolean)
+        }
+        (AggregateFn::CountDistinct, Some(t)) => t != FieldType::Multiselect,
+        (_, None) => false,
+    };
+    if !allowed {
+        let t = ty.map_or("", FieldType::as_str);
+        let wants = match a.function {
+            AggregateFn::Sum | AggregateFn::Avg | AggregateFn::Median => {
+                "a number, currency, percent or autonumber field"
+            }
+            _ => "a single-valued field other than a boolean",
+        };
+        return Err(QueryError::spec(
+            format!("{part}.fn"),
+            format!(
+                "{} needs {wants}; `{}` is a {t} field",
+                a.function.as_str(),
+                a.field.clone().unwrap_or_default()
+            ),
+        ));
+    }
+    let kind = match (a.function, ty) {
+        (AggregateFn::Count | AggregateFn::CountDistinct, _) => "integer".to_string(),
+        (AggregateFn::Avg, _) => "decimal".to_string(),
+        (_, Some(t)) => t.as_str().to_string(),
+        (_, None) => "integer".to_string(),
+    };
+    Ok(AggregateCol {
+        name: a.name(),
+        input: on.map(|r| r.expr),
+        function: a.function,
+        kind,
+    })
+}
+
+fn aggregate_expr(function: AggregateFn, input: Expr) -> Expr {
+    match function {
+        AggregateFn::Count => count(input),
+        AggregateFn::CountDistinct => count_distinct(input),
+        AggregateFn::Sum => sum(input),
+        AggregateFn::Avg => avg(input),
+        AggregateFn::Min => min(input),
+        AggregateFn::Max => max(input),
+        AggregateFn::Median => median(input),
+    }
+}
+
+pub(crate) fn key(i: usize) -> String {
+    format!("__k{i}")
+}
+
+pub(crate) fn value(j: usize) -> String {
+    format!("__v{j}")
+}
+
+pub(crate) fn level(i: usize) -> String {
+    format!("__g{i}")
+}
+
+pub(crate) async fn grouped(
+    session: &WorkspaceSession,
+    spec: &ReportSpec,
+    mut paths: Paths<'_>,
+    filter: Option<Expr>,
+    limit: usize,
+) -> Result<ReportResult, QueryError> {
+    let matrix = spec.kind == ReportKind::Matrix;
+    let (max_rows, max_cols) = if matrix { (2, 2) } else { (3, 0) };
+    if spec.groupings.is_empty() || spec.groupings.len() > max_rows {
+        return Err(QueryError::spec(
+            "groupings",
+            format!(
+                "a {} report takes 1 to {max_rows} groupings",
+                kind_name(spec.kind)
+            ),
+        ));
+    }
+    if (matrix && spec.column_groupings.is_empty()) || spec.column_groupings.len() > max_cols {
+        let message = if matrix {
+            "a matrix report takes 1 or 2 column groupings".to_string()
+        } else {
+            "only a matrix report has column groupings".to_string()
+        };
+        return Err(QueryError::spec("column_groupings", message));
+    }
+    if !spec.columns.is_empty() {
+        return Err(QueryError::spec(
+            "columns",
+            "a grouped report shows its groupings and aggregates; columns are for tabular reports",
+        ));
+    }
+    let mut keys = Vec::new();
+    for (part, list) in [
+        ("groupings", &spec.groupings),
+        ("column_groupings", &spec.column_groupings),
+    ] {
+        for (i, g) in list.iter().enumerate() {
+            let part = format!("{part}[{i}]");
+            let on = paths.resolve(&g.field, &format!("{part}.field"))?;
+            keys.push(group_key(g, on, &part)?);
+        }
+    }
+    let default_count = [Aggregate {
+        function: AggregateFn::Count,
+        field: None,
+        alias: None,
+        compare: None,
+    }];
+    let aggregates = if spec.aggregates.is_empty() {
+        &default_count[..]
+    } else {
+        &spec.aggregates[..]
+    };
+    let aggs = aggregates
+        .iter()
+        .enumerate()
+        .map(|(j, a)| aggregate_col(a, &mut paths, &format!("aggregates[{j}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let compares = comparisons(aggregates, spec.kind)?;
+    check_unique_names(&keys, &aggs)?;
+    let order = sort_keys(spec, &keys, &aggs)?;
+
+    let mut df = paths.plan(session).await?;
+    if let Some(f) = filter {
+        df = df.filter(f)?;
+    }
+    // Project keys and inputs to plain columns first, so grouping sets group plain columns.
+    let mut projection: Vec<Expr> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| k.expr.clone().alias(key(i)))
+        .collect();
+    for (j, a) in aggs.iter().enumerate() {
+        if let Some(input) = &a.input {
+            projection.push(input.clone().alias(format!("__a{j}")));
+        }
+    }
+    let df = df.select(projection)?;
+    let n_rows = spec.groupings.len();
+    let sets = grouping_sets(n_rows, keys.len() - n_rows);
+    let group = Expr::GroupingSet(GroupingSet::GroupingSets(
+        sets.iter()
+            .map(|s| s.iter().map(|&i| ident(key(i))).collect())
+            .collect(),
+    ));
+    let mut agg_exprs: Vec<Expr> = aggs
+        .iter()
+        .enumerate()
+        .map(|(j, a)| {
+            let input = a
+                .input
+                .as_ref()
+                .map_or(lit(1), |_| ident(format!("__a{j}")));
+            aggregate_expr(a.function, input).alias(value(j))
+        })
+        .collect();
+    for i in 0..keys.len() {
+        agg_exprs.push(grouping(ident(key(i))).alias(level(i)));
+    }
+    let mut df = df.aggregate(vec![group], agg_exprs)?;
+    if !compares.is_empty() {
+        df = with_comparisons(df, keys.len(), &compares)?;
+    }
+    let batches = collect(session, df.sort(order)?).await?;
+    let levels = Levels::read(&batches, keys.len(), aggs.len() + compares.len())?;
+    let mut columns: Vec<ColumnInfo> = keys
+        .iter()
+        .map(|k| ColumnInfo {
+            name: k.name.clone(),
+            kind: k.kind.clone(),
+        })
+        .collect();
+    columns.extend(aggs.iter().map(|a| ColumnInfo {
+        name: a.name.clone(),
+        kind: a.kind.clone(),
+    }));
+    columns.extend(compares.iter().map(|&(j, c)| ColumnInfo {
+        name: format!("{}:{}", aggs[j].name, c.as_str()),
+        kind: match c {
+            Comparison::PercentOfParent => "percent".into(),
+            Comparison::ChangeFromPrevious => aggs[j].kind.clone(),
+        },
+    }));
+    let freshness = Freshness::of(session);
+    if matrix {
+        let shaped = shape_matrix(levels, n_rows, keys.len() - n_rows, limit);
+        return Ok(ReportResult {
+            kind: ReportKind::Matrix,
+            columns,
+            row_count: shaped.row_headers.len(),
+            truncated: shaped.truncated,
+            total: shaped.total_rows,
+            rows: Vec::new(),
+            subtotals: None,
+            totals: None,
+            matrix: Some(shaped),
+            freshness,
+        });
+    }
+    let mut detail = Vec::new();
+    let mut subtotals = Vec::new();
+    let mut totals = None;
+    for row in levels.rows {
+        if row.grouped == keys.len() {
+            let mut r = row.keys;
+            r.extend(row.values);
+            detail.push(r);
+        } else if row.grouped == 0 {
+            // Comparisons are shown for the innermost groups only.
+            totals = Some(row.values[..aggs.len()].to_vec());
+        } else {
+            subtotals.push(Subtotal {
+                groups: row.keys[..row.grouped].to_vec(),
+                values: row.values[..aggs.len()].to_vec(),
+            });
+        }
+    }
+    let total = detail.len();
+    let truncated = total > limit;
+    detail.truncate(limit);
+    Ok(ReportResult {
+        kind: ReportKind::Summary,
+        columns,
+        row_count: detail.len(),
+        rows: detail,
+        subtotals: (keys.len() > 1).then_some(subtotals),
+        totals: Some(totals.unwrap_or_default()),
+        matrix: None,
+        truncated,
+        total,
+        freshness,
+    })
+}
+
+fn kind_name(k: ReportKind) -> &'static str {
+    match k {
+        ReportKind::Tabular => "tabular",
+        ReportKind::Summary => "summary",
+        ReportKind::Matrix => "matrix",
+        ReportKind::Joined => "joined",
+    }
+}
+
+/// Summary (no column keys): every prefix of the groupings (ROLLUP). Matrix: every prefix of
+/// the row groupings with every prefix of the column groupings.
+fn grouping_sets(n_rows: usize, n_cols: usize) -> Vec<Vec<usize>> {
+    let mut sets = Vec::new();
+    for r in (0..=n_rows).rev() {
+        for c in (0..=n_cols).rev() {
+            let mut s: Vec<usize> = (0..r).collect();
+            s.extend(n_rows..n_rows + c);
+            sets.push(s);
+        }
+    }
+    sets
+}
+
+fn check_unique_names(keys: &[GroupKey], aggs: &[AggregateCol]) -> Result<(), QueryError> {
+    let mut seen = std::collections::HashSet::new();
+    for name in keys
+        .iter()
+        .map(|k| &k.name)
+        .chain(aggs.iter().map(|a| &a.name))
+    {
+        if !seen.insert(name) {
+            return Err(QueryError::spec(
+                "aggregates",
+                format!("two output columns are named `{name}`; give one an `as`"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The spec's sort (by output names), then the groupings in order so that the answer is
+/// deterministic.
+fn sort_keys(
+    spec: &ReportSpec,
+    keys: &[GroupKey],
+    aggs: &[AggregateCol],
+) -> Result<Vec<SortExpr>, QueryError> {
+    let mut order = Vec::new();
+    for (i, s) in spec.sort.iter().enumerate() {
+        let column = if let Some(k) = keys.iter().position(|k| k.name == s.by) {
+            key(k)
+        } else if let Some(j) = aggs.iter().position(|a| a.name == s.by) {
+            value(j)
+        } else {
+            let names: Vec<&str> = keys
+                .iter()
+                .map(|k| k.name.as_str())
+                .chain(aggs.iter().map(|a| a.name.as_str()))
+                .collect();
+            return Err(QueryError::spec(
+                format!("sort[{i}].by"),
+                format!(
+                    "`{}` is not an output column (they are: {})",
+                    s.by,
+                    names.join(", ")
+                ),
+            ));
+        };
+        order.push(ident(column).sort(!s.desc, s.desc));
+    }
+    for i in 0..keys.len() {
+        order.push(ident(key(i)).sort(true, false));
+    }
+    Ok(order)
+}
+
+/// One row of a grouping-sets answer: which keys it is grouped by (a prefix count per
+/// side is enough to place it) and its values.
+pub(crate) struct LevelRow {
+    /// Flags per key: whether the row is grouped by it (not rolled up).
+    pub by: Vec<bool>,
+    /// How many keys it is grouped by.
+    pub grouped: usize,
+    pub keys: Vec<Json>,
+    pub values: Vec<Json>,
+}
+
+pub(crate) struct Levels {
+    pub rows: Vec<LevelRow>,
+}
+
+impl Levels {
+    fn read(batches: &[RecordBatch], n_keys: usize, n_values: usize) -> Result<Self, QueryError> {
+        let mut out = Vec::new();
+        for row in rows(batches) {
+            if row.len() != n_keys * 2 + n_values {
+                return Err(QueryError::Engine(
+                    datafusion::error::DataFusionError::Internal(
+                        "grouping sets answered an unexpected shape".into(),
+                    ),
+                ));
+            }
+            let by: Vec<bool> = row[n_keys + n_values..]
+                .iter()
+                .map(|g| g.as_i64() == Some(0))
+                .collect();
+            out.push(LevelRow {
+                grouped: by.iter().filter(|b| **b).count(),
+                by,
+                keys: row[..n_keys].to_vec(),
+                values: row[n_keys..n_keys + n_values].to_vec(),
+            });
+        }
+        Ok(Self { rows: out })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouping_sets_cover_every_prefix_pair() {
+        assert_eq!(grouping_sets(2, 0), vec![vec![0, 1], vec![0], vec![]]);
+        assert_eq!(
+            grouping_sets(1, 2),
+            vec![
+                vec![0, 1, 2],
+                vec![0, 1],
+                vec![0],
+                vec![1, 2],
+                vec![1],
+                vec![]
+            ]
+        );
+    }
+}
