@@ -7,7 +7,7 @@
 
 use anyhow::Context;
 use oneo_api::Application;
-use oneo_api::config::{DatabaseConfig, HttpConfig, LakeConfig};
+use oneo_api::config::{DatabaseConfig, FlightConfig, HttpConfig, LakeConfig};
 use sqlx::ConnectOptions;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
@@ -65,6 +65,7 @@ const DEMO_REPORT: &str = r#"{"type": "summary", "object": "deal", "groupings": 
 
 pub async fn run(
     http: HttpConfig,
+    flight: FlightConfig,
     lake: LakeConfig,
     scale: usize,
     seed: u64,
@@ -87,6 +88,7 @@ pub async fn run(
     let shutdown = shutdown_token();
     let (app, ingest) = crate::serve::start_ingest(app, &db, &lake, &shutdown)?;
     crate::serve::wait_for_lake(&app, &ingest, &shutdown).await?;
+    let flight = app.flight_server(&flight).await?;
     let mut conn = app.pool().acquire().await?;
     let (_, key) =
         oneo_api::db::workspace::create_key(&mut conn, ws_id, "demo", oneo_api::auth::Role::Admin)
@@ -112,6 +114,19 @@ pub async fn run(
     println!(
         "  SQL:       curl -s -H 'Authorization: Bearer {key}' -H 'content-type: application/json' {base}/v1/sql \\\n               -d '{{\"sql\": \"SELECT stage, count(*) FROM crm.deal GROUP BY stage\"}}'"
     );
+    let scheme = if flight.uses_tls() {
+        "grpc+tls"
+    } else {
+        "grpc"
+    };
+    println!(
+        "  Flight SQL: {scheme}://{}   (any user name, the API key as password; or `authorization: Bearer <key>`)",
+        flight.local_addr()
+    );
+    println!(
+        "  e.g.:      python3 -c \"import adbc_driver_flightsql.dbapi as f; c = f.connect('{scheme}://{}', db_kwargs={{'username': 'demo', 'password': '{key}'}}); cur = c.cursor(); cur.execute('SELECT stage, count(*) FROM crm.deal GROUP BY stage'); print(cur.fetch_arrow_table())\"",
+        flight.local_addr()
+    );
     println!("Ctrl-C stops it.");
-    crate::serve::serve(app, Some(ingest), shutdown).await
+    crate::serve::serve(app, Some(flight), Some(ingest), shutdown).await
 }

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use oneo_api::config::{DatabaseConfig, HttpConfig, LakeConfig};
+use oneo_api::config::{DatabaseConfig, FlightConfig, HttpConfig, LakeConfig};
 use shutdown::shutdown_token;
 
 mod shutdown;
@@ -55,12 +55,14 @@ enum Command {
         #[command(flatten)]
         lake: LakeConfig,
     },
-    /// Run the server: the REST API, and ingest beside it.
+    /// Run the server: the REST API and Flight SQL, and ingest beside them.
     Serve {
         #[command(flatten)]
         db: DatabaseConfig,
         #[command(flatten)]
         http: HttpConfig,
+        #[command(flatten)]
+        flight: FlightConfig,
         #[command(flatten)]
         lake: LakeConfig,
         /// Serve without the replication consumer.
@@ -71,6 +73,8 @@ enum Command {
     Demo {
         #[command(flatten)]
         http: HttpConfig,
+        #[command(flatten)]
+        flight: FlightConfig,
         #[command(flatten)]
         lake: LakeConfig,
         /// Contacts in the sample data loaded into a new demo workspace.
@@ -138,9 +142,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve {
             db,
             http,
+            flight,
             lake,
             no_ingest,
-        } => serve::run(&db, &http, (!no_ingest).then_some(&lake)).await?,
+        } => serve::run(&db, &http, &flight, (!no_ingest).then_some(&lake)).await?,
         Command::Generate {
             db,
             workspace,
@@ -153,10 +158,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Demo {
             http,
+            flight,
             lake,
             scale,
             seed,
-        } => demo::run(http, lake, scale, seed).await?,
+        } => demo::run(http, flight, lake, scale, seed).await?,
     }
     Ok(())
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use oneo_api::Application;
-use oneo_api::config::{DatabaseConfig, HttpConfig, LakeConfig};
+use oneo_api::config::{DatabaseConfig, FlightConfig, HttpConfig, LakeConfig};
+use oneo_api::flight::FlightServer;
 use oneo_ingest::IngestHandle;
 use oneo_ingest::source::parse_lsn;
 use tokio::task::JoinHandle;
@@ -40,14 +41,29 @@ pub fn start_ingest(
     Ok((app, IngestTask { handle, task }))
 }
 
-/// Serves until `shutdown`, then stops ingest too.
+/// Serves REST (and Flight SQL, when given) until `shutdown`, then stops ingest too.
 pub async fn serve(
     app: Application,
+    flight: Option<FlightServer>,
     ingest: Option<IngestTask>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     tracing::info!(addr = %app.local_addr(), "REST API listening");
+    let flight = flight.map(|f| {
+        tracing::info!(addr = %f.local_addr(), tls = f.uses_tls(), "Flight SQL listening");
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = f.run_until_stopped(stop.clone()).await {
+                tracing::error!(error = %e, "Flight SQL stopped; stopping the server");
+                stop.cancel();
+            }
+        })
+    });
     app.run_until_stopped(shutdown.clone()).await?;
+    shutdown.cancel();
+    if let Some(flight) = flight {
+        drop(flight.await);
+    }
     if let Some(ingest) = ingest {
         shutdown.cancel();
         drop(ingest.task.await);
@@ -121,20 +137,25 @@ pub async fn wait_for_lake(
 }
 
 /// `oneo serve`: until SIGTERM or Ctrl-C. With a lake config, ingest runs in the same process
-/// and its status is served at `/v1/ingest/status`.
+/// (its status served at `/v1/ingest/status`) and Flight SQL answers from its lake.
 pub async fn run(
     db: &DatabaseConfig,
     http: &HttpConfig,
+    flight: &FlightConfig,
     lake: Option<&LakeConfig>,
 ) -> anyhow::Result<()> {
     let shutdown = shutdown_token();
     let app = Application::build(db, http).await?;
-    let (app, ingest) = match lake {
+    let (app, ingest, flight) = match lake {
         Some(lake) => {
             let (app, task) = start_ingest(app, db, lake, &shutdown)?;
-            (app, Some(task))
+            let flight = app.flight_server(flight).await?;
+            (app, Some(task), Some(flight))
         }
-        None => (app, None),
+        None => {
+            tracing::info!("no ingest, so no lake: reports, SQL and Flight SQL are off");
+            (app, None, None)
+        }
     };
-    serve(app, ingest, shutdown).await
+    serve(app, flight, ingest, shutdown).await
 }

@@ -123,23 +123,29 @@ pub async fn authenticate(
         .ok_or_else(|| {
             ApiError::Unauthenticated("the Authorization header must be `Bearer <key>`".into())
         })?;
+    let caller = caller_for_key(&state.pool, key).await?;
+    tracing::Span::current().record("workspace", tracing::field::display(caller.workspace_id));
+    req.extensions_mut().insert(caller);
+    Ok(next.run(req).await)
+}
+
+/// The caller an API key stands for, or `Unauthenticated` for an unknown or revoked key.
+pub async fn caller_for_key(pool: &sqlx::PgPool, key: &str) -> Result<Caller> {
     let row: Option<(Uuid, Uuid, String)> = sqlx::query_as(
         "SELECT id, workspace_id, role FROM oneo.api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
     )
     .bind(hash_key(key))
-    .fetch_optional(&state.pool)
+    .fetch_optional(pool)
     .await?;
     let (key_id, workspace_id, role) =
         row.ok_or_else(|| ApiError::Unauthenticated("unknown or revoked API key".into()))?;
     let role = Role::parse(&role)
         .ok_or_else(|| ApiError::Unauthenticated("the key has an unknown role".into()))?;
-    tracing::Span::current().record("workspace", tracing::field::display(workspace_id));
-    req.extensions_mut().insert(Caller {
+    Ok(Caller {
         workspace_id,
         key_id,
         role,
-    });
-    Ok(next.run(req).await)
+    })
 }
 
 #[cfg(test)]

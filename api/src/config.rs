@@ -1,4 +1,5 @@
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Where the operational database is. Read once, from flags or the environment.
@@ -31,6 +32,20 @@ impl HttpConfig {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
     }
+}
+
+/// The Flight SQL listener.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FlightConfig {
+    /// Address Flight SQL listens on (port 0 picks a free one).
+    #[arg(long, env = "ONEO_FLIGHT_ADDR", default_value = "127.0.0.1:50051")]
+    pub flight_addr: SocketAddr,
+    /// PEM certificate chain: with the key, Flight SQL takes TLS connections only.
+    #[arg(long, env = "ONEO_FLIGHT_TLS_CERT", requires = "flight_tls_key")]
+    pub flight_tls_cert: Option<PathBuf>,
+    /// PEM private key of the certificate.
+    #[arg(long, env = "ONEO_FLIGHT_TLS_KEY", requires = "flight_tls_cert")]
+    pub flight_tls_key: Option<PathBuf>,
 }
 
 /// The lake and the ingest pipeline that fills it.

@@ -15,6 +15,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod flight;
 pub mod load;
 pub mod openapi;
 pub mod relational;
@@ -51,6 +52,11 @@ pub enum StartError {
     Database(#[from] sqlx::Error),
     #[error("can't apply migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("can't read the TLS file {path}: {source}")]
+    Tls {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("can't listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -102,6 +108,15 @@ impl Application {
     pub fn with_lake(mut self, cfg: oneo_query::QueryConfig) -> Self {
         self.state.lake = Some(std::sync::Arc::new(cfg));
         self
+    }
+
+    /// The Flight SQL server over the same state (the lake given by [`Self::with_lake`]),
+    /// bound to `cfg.flight_addr`; run it beside this one.
+    pub async fn flight_server(
+        &self,
+        cfg: &config::FlightConfig,
+    ) -> Result<flight::FlightServer, StartError> {
+        flight::FlightServer::bind(self.state.clone(), cfg).await
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting, lets requests in flight

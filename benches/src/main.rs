@@ -9,6 +9,8 @@
 //!   with ingest beside the server; p50/p95 from a write's request to its being in the lake.
 //! - `… -- reports --scale 100000 --runs 10`: the standard CRM reports through
 //!   `/v1/reports/run` and as SQL on PostgreSQL over the relational copy; p50s and ratios.
+//! - `… -- flight-stream --rows 10000000 --runs 3`: a ten-column result streamed over Flight
+//!   SQL from the lake against `COPY … TO STDOUT (FORMAT binary)` of the same rows; rows/s, MB/s.
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +20,7 @@ use oneo_api::Application;
 use oneo_api::config::{DatabaseConfig, HttpConfig};
 use serde_json::{Value, json};
 
+mod flight;
 mod ingest;
 mod reports;
 use sqlx::{Connection, PgConnection};
@@ -65,6 +68,15 @@ enum Command {
         batch: usize,
         #[arg(long, default_value_t = 30)]
         seconds: u64,
+    },
+    /// A large result streamed over Flight SQL against PostgreSQL's binary COPY.
+    FlightStream {
+        /// Rows in the streamed result (ten columns).
+        #[arg(long, default_value_t = 10_000_000)]
+        rows: usize,
+        /// Timed runs each way; the best is compared.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
     },
     /// The standard CRM reports on the lake against the same SQL on PostgreSQL.
     Reports {
@@ -198,6 +210,18 @@ async fn main() -> anyhow::Result<()> {
                     &created.api_key,
                     scale,
                     runs,
+                )
+                .await
+            }
+            Command::FlightStream { rows, runs } => {
+                flight::stream(
+                    app_pool,
+                    &db,
+                    ingest_cfg,
+                    &base,
+                    created.workspace_id,
+                    &created.api_key,
+                    flight::Size { rows, runs },
                 )
                 .await
             }

@@ -9,6 +9,10 @@ pub enum QueryError {
     /// The SQL text is wrong or asks for something read-only SQL may not do.
     #[error("{0}")]
     Sql(String),
+    /// The statement would change something or reach outside the lake; every SQL surface
+    /// only reads.
+    #[error("{0}")]
+    ReadOnly(String),
     /// The query ran longer than the session allows.
     #[error("the query ran longer than {0} s and was stopped")]
     Timeout(u64),
@@ -31,7 +35,7 @@ impl QueryError {
         // A plan or schema error comes from what the caller asked for; resource exhaustion is
         // the memory limit refusing an oversized question.
         match self {
-            Self::Spec { .. } | Self::Sql(_) => true,
+            Self::Spec { .. } | Self::Sql(_) | Self::ReadOnly(_) => true,
             Self::Engine(e) => match e.find_root() {
                 DataFusionError::Plan(_)
                 | DataFusionError::SchemaError(..)

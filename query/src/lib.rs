@@ -43,5 +43,10 @@ pub use spec::{
     Aggregate, AggregateFn, Bucket, Comparison, DatePeriod, Filter, FilterOp, Grouping,
     RelatedFilter, ReportKind, ReportSpec, SortKey,
 };
-pub use sql::{SQL_ROW_LIMIT, SqlResult, run_sql};
-pub use workspace::{ObjectDef, QueryConfig, TableCache, WorkspaceSchema, WorkspaceSession};
+pub use sql::{
+    SQL_ROW_LIMIT, SqlResult, bind_parameters, execute_stream, parameter_fields, plan_query,
+    run_sql, with_classic_types,
+};
+pub use workspace::{
+    CATALOG, ObjectDef, QueryConfig, SCHEMA, TableCache, WorkspaceSchema, WorkspaceSession,
+};

@@ -1,12 +1,13 @@
 //! The synthetic data set loaded into a database of its own (as Oneo records and as a plain
 //! relational copy in schema `rel`), ingested into a lake in a temporary folder, and the REST
-//! API serving reports from that lake on a loopback port.
+//! API and Flight SQL serving that lake on loopback ports.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use oneo_api::Application;
-use oneo_api::config::{DatabaseConfig, HttpConfig};
+use oneo_api::config::{DatabaseConfig, FlightConfig, HttpConfig};
+use oneo_api::flight::StreamGauge;
 use oneo_ingest::{Ingest, IngestConfig, IngestHandle};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -22,6 +23,11 @@ pub struct Env {
     pub base: String,
     pub key: String,
     pub ingest: IngestHandle,
+    /// Flight SQL's address, and how many results it is streaming (read by the Flight tests).
+    #[allow(dead_code)]
+    pub flight: std::net::SocketAddr,
+    #[allow(dead_code)]
+    pub flight_streams: StreamGauge,
     _lake_dir: tempfile::TempDir,
     http: reqwest::Client,
     stop: CancellationToken,
@@ -64,12 +70,24 @@ impl Env {
         let query = oneo_query::QueryConfig::new(handle.lake().root().clone());
         let app = app.with_ingest(handle.clone()).with_lake(query);
         let base = format!("http://{}", app.local_addr());
+        let flight = app
+            .flight_server(&FlightConfig {
+                flight_addr: "127.0.0.1:0".parse().expect("addr"),
+                flight_tls_cert: None,
+                flight_tls_key: None,
+            })
+            .await
+            .expect("flight server");
+        let (flight_addr, flight_streams) = (flight.local_addr(), flight.streams());
+        tokio::spawn(flight.run_until_stopped(stop.clone()));
         tokio::spawn(app.run_until_stopped(stop.clone()));
         let env = Self {
             pool,
             base,
             key: created.api_key,
             ingest: handle,
+            flight: flight_addr,
+            flight_streams,
             _lake_dir: lake_dir,
             http: reqwest::Client::new(),
             stop,

@@ -108,17 +108,27 @@ async fn session(
     caller: &Caller,
     consistency: &Consistency,
 ) -> Result<WorkspaceSession> {
+    if let Some(lsn) = &consistency.min_lsn {
+        wait_for(state, lsn, consistency.wait_ms).await?;
+    }
+    open_session(state, caller.workspace_id, consistency.as_of).await
+}
+
+/// A query session that sees `workspace_id`'s objects and nothing else, reading the lake now
+/// or as it was at `as_of`.
+pub(crate) async fn open_session(
+    state: &AppState,
+    workspace_id: uuid::Uuid,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<WorkspaceSession> {
     let cfg = state.lake.as_ref().ok_or_else(|| {
         ApiError::Unavailable(
             "this server has no lake configured, so it can't answer reports".into(),
         )
     })?;
-    if let Some(lsn) = &consistency.min_lsn {
-        wait_for(state, lsn, consistency.wait_ms).await?;
-    }
-    let objects = schema::load_objects(&state.pool, caller.workspace_id, None).await?;
+    let objects = schema::load_objects(&state.pool, workspace_id, None).await?;
     let workspace = WorkspaceSchema {
-        workspace_id: caller.workspace_id,
+        workspace_id,
         objects: objects
             .into_iter()
             .map(|o| oneo_query::ObjectDef {
@@ -128,7 +138,7 @@ async fn session(
             })
             .collect(),
     };
-    WorkspaceSession::as_of(cfg, workspace, consistency.as_of).map_err(query_error)
+    WorkspaceSession::as_of(cfg, workspace, as_of).map_err(query_error)
 }
 
 /// Waits (bounded) until ingest has made `lsn` durable in the lake.
@@ -166,10 +176,10 @@ fn lag_ms(state: &AppState) -> Option<u64> {
     state.ingest.as_ref().and_then(|i| i.status.lag_ms())
 }
 
-fn query_error(e: QueryError) -> ApiError {
+pub(crate) fn query_error(e: QueryError) -> ApiError {
     match e {
         QueryError::Spec { part, message } => ApiError::Validation(Issues::one(part, message)),
-        QueryError::Sql(m) => ApiError::BadRequest(m),
+        QueryError::Sql(m) | QueryError::ReadOnly(m) => ApiError::BadRequest(m),
         QueryError::Timeout(_) => ApiError::Unavailable(e.to_string()),
         e if e.is_caller_error() => ApiError::BadRequest(e.to_string()),
         e => ApiError::Query(e.to_string()),
