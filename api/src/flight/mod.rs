@@ -59,6 +59,10 @@ impl FlightServer {
                     })
                 };
                 let identity = Identity::from_pem(read(cert)?, read(key)?);
+                // Other crates compile rustls with aws-lc-rs as well as ring, so rustls can't
+                // pick a provider by itself (it panics on the first handshake). Already
+                // installed is fine.
+                drop(rustls::crypto::ring::default_provider().install_default());
                 Some(ServerTlsConfig::new().identity(identity))
             }
             _ => None,
