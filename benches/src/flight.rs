@@ -27,8 +27,8 @@ fn event_object() -> serde_json::Value {
         {"api_name": "amount", "label": "Amount", "type": "currency"},
         {"api_name": "quantity", "label": "Quantity", "type": "number"},
         {"api_name": "happened_on", "label": "Happened on", "type": "date"},
-        {"api_name": "channel", "label": "Channel", "type": "picklist", "values": ["web", "email", "phone", "event"]},
-        {"api_name": "done", "label": "Done", "type": "checkbox"},
+        {"api_name": "channel", "label": "Channel", "type": "picklist", "options": ["web", "email", "phone", "event"]},
+        {"api_name": "done", "label": "Done", "type": "boolean"},
         {"api_name": "email", "label": "Email", "type": "email"}
     ]})
 }
@@ -72,8 +72,8 @@ pub async fn stream(
     let table = event.table();
     let insert = format!(
         "INSERT INTO {table} (id, {name}, {amount}, {quantity}, {day}, {channel}, {done}, {email})
-         SELECT gen_random_uuid(), 'event ' || i, (i % 100000) / 100.0, i % 977, DATE '2024-01-01' + (i % 1000),
-                (ARRAY['web','email','phone','event'])[1 + i % 4], i % 3 = 0, 'user' || (i % 50000) || '@example.com'
+         SELECT gen_random_uuid(), 'event ' || i, (i % 100000) / 100.0, i % 977, DATE '2024-01-01' + (i % 1000)::int,
+                (ARRAY['web','email','phone','event'])[1 + (i % 4)::int], i % 3 = 0, 'user' || (i % 50000) || '@example.com'
            FROM generate_series($1::bigint, $2::bigint) AS i",
         name = col("name")?,
         amount = col("amount")?,
