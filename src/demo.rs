@@ -124,7 +124,7 @@ pub async fn run(
         flight.local_addr()
     );
     println!(
-        "  e.g.:      python3 -c \"import adbc_driver_flightsql.dbapi as f; c = f.connect('{scheme}://{}', db_kwargs={{'username': 'demo', 'password': '{key}'}}); cur = c.cursor(); cur.execute('SELECT stage, count(*) FROM crm.deal GROUP BY stage'); print(cur.fetch_arrow_table())\"",
+        "  e.g.:      python3 -c \"import adbc_driver_flightsql.dbapi as f; c = f.connect('{scheme}://{}', db_kwargs={{'username': 'demo', 'password': '{key}'}}, autocommit=True); cur = c.cursor(); cur.execute('SELECT stage, count(*) FROM crm.deal GROUP BY stage'); print(cur.fetch_arrow_table())\"",
         flight.local_addr()
     );
     println!("Ctrl-C stops it.");
