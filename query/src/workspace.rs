@@ -15,6 +15,7 @@ use datafusion::common::ScalarValue;
 use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
@@ -153,6 +154,22 @@ impl WorkspaceSession {
         schema: WorkspaceSchema,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<Self, QueryError> {
+        Self::build(cfg, schema, as_of, true)
+    }
+
+    /// A session whose scans decode strings and binaries into the classic Arrow types
+    /// (`Utf8`, `Binary`) rather than view types: for results shipped to clients as they are
+    /// (Flight SQL), where a later cast would copy every string once more.
+    pub fn for_clients(cfg: &QueryConfig, schema: WorkspaceSchema) -> Result<Self, QueryError> {
+        Self::build(cfg, schema, None, false)
+    }
+
+    fn build(
+        cfg: &QueryConfig,
+        schema: WorkspaceSchema,
+        as_of: Option<DateTime<Utc>>,
+        view_types: bool,
+    ) -> Result<Self, QueryError> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(cfg.memory_limit_bytes, 1.0)
             .build_arc()?;
@@ -162,8 +179,15 @@ impl WorkspaceSession {
             .with_information_schema(true);
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         let schema = Arc::new(schema);
+        // What the Delta scans read by: delta-rs takes its scan options from a session.
+        let mut scan = SessionConfig::new();
+        scan.options_mut().execution.parquet.schema_force_view_types = view_types;
+        // delta-rs pushes filters into Parquet unless a session says otherwise; keep that.
+        scan.options_mut().execution.parquet.pushdown_filters = true;
+        let scan = Arc::new(SessionStateBuilder::new().with_config(scan).build());
         let tables = Arc::new(LakeSchema {
             root: cfg.lake_root.clone(),
+            scan,
             schema: Arc::clone(&schema),
             as_of,
             cache: Arc::clone(&cfg.tables),
@@ -210,6 +234,8 @@ impl WorkspaceSession {
 #[derive(Debug)]
 struct LakeSchema {
     root: Url,
+    /// Carries only the scan options (view types, pushdown) the lake's tables are read with.
+    scan: Arc<SessionState>,
     schema: Arc<WorkspaceSchema>,
     as_of: Option<DateTime<Utc>>,
     cache: Arc<TableCache>,
@@ -243,7 +269,10 @@ impl LakeSchema {
             .await?
             .and_then(|v| u64::try_from(v).ok());
         self.record(object, applied);
-        let provider = table.table_provider().await?;
+        let provider = table
+            .table_provider()
+            .with_session(Arc::clone(&self.scan))
+            .await?;
         Ok(Arc::new(catalog_view(&object.api_name, provider, &wanted)?))
     }
 

@@ -39,7 +39,7 @@ use super::prepared::PreparedStatements;
 use super::{StreamGauge, auth, metadata, status};
 use crate::AppState;
 use crate::auth::{Caller, caller_for_key};
-use crate::routes::reports::open_session;
+use crate::routes::reports::workspace_schema;
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send>>;
 
@@ -74,10 +74,13 @@ impl FlightSqlEndpoint {
         Ok(caller)
     }
 
+    /// A session over the caller's workspace whose scans decode strings as `Utf8` directly,
+    /// as clients get them.
     async fn session(&self, caller: &Caller) -> Result<WorkspaceSession, Status> {
-        open_session(&self.state, caller.workspace_id, None)
+        let (cfg, workspace) = workspace_schema(&self.state, caller.workspace_id)
             .await
-            .map_err(status::from_api)
+            .map_err(status::from_api)?;
+        WorkspaceSession::for_clients(&cfg, workspace).map_err(status::from_query)
     }
 
     /// `sql` planned read-only in the caller's workspace, with `params` bound.

@@ -121,7 +121,16 @@ pub(crate) async fn open_session(
     workspace_id: uuid::Uuid,
     as_of: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<WorkspaceSession> {
-    let cfg = state.lake.as_ref().ok_or_else(|| {
+    let (cfg, workspace) = workspace_schema(state, workspace_id).await?;
+    WorkspaceSession::as_of(&cfg, workspace, as_of).map_err(query_error)
+}
+
+/// The lake's settings and `workspace_id`'s objects as the query engine sees them.
+pub(crate) async fn workspace_schema(
+    state: &AppState,
+    workspace_id: uuid::Uuid,
+) -> Result<(std::sync::Arc<oneo_query::QueryConfig>, WorkspaceSchema)> {
+    let cfg = state.lake.clone().ok_or_else(|| {
         ApiError::Unavailable(
             "this server has no lake configured, so it can't answer reports".into(),
         )
@@ -138,7 +147,7 @@ pub(crate) async fn open_session(
             })
             .collect(),
     };
-    WorkspaceSession::as_of(cfg, workspace, as_of).map_err(query_error)
+    Ok((cfg, workspace))
 }
 
 /// Waits (bounded) until ingest has made `lsn` durable in the lake.
