@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use arrow_flight::decode::DecodedPayload;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use futures::TryStreamExt;
@@ -15,7 +15,6 @@ use oneo_api::Application;
 use oneo_api::config::{DatabaseConfig, FlightConfig, HttpConfig};
 use serde_json::json;
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 const CHUNK: usize = 1_000_000;
@@ -100,26 +99,8 @@ pub async fn stream(
         t.elapsed().as_secs_f64()
     );
 
-    let ingest = oneo_ingest::Ingest::new(cfg, pool.clone())?;
-    let handle = ingest.handle();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(ingest.run(stop.clone()));
-    let mark: String =
-        sqlx::query_scalar("SELECT pg_logical_emit_message(true, 'oneo.bench', '')::text")
-            .fetch_one(pool)
-            .await?;
-    let mark = oneo_ingest::parse_lsn(&mark).unwrap_or(u64::MAX);
-    let t = Instant::now();
-    while handle.status.acknowledged().is_none_or(|a| a < mark) {
-        if t.elapsed() > Duration::from_secs(3600) {
-            bail!("the lake did not catch up within an hour");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    eprintln!(
-        "flight-stream: lake caught up in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+    let (handle, stop, task) =
+        crate::reports::ingest_until_caught_up(pool, cfg, "flight-stream").await?;
 
     let http_cfg = HttpConfig {
         http_addr: "127.0.0.1:0".parse()?,

@@ -170,26 +170,7 @@ pub async fn reports(
         t.elapsed().as_secs_f64()
     );
 
-    let ingest = oneo_ingest::Ingest::new(cfg, pool.clone())?;
-    let handle = ingest.handle();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(ingest.run(stop.clone()));
-    let mark: String =
-        sqlx::query_scalar("SELECT pg_logical_emit_message(true, 'oneo.bench', '')::text")
-            .fetch_one(pool)
-            .await?;
-    let mark = oneo_ingest::parse_lsn(&mark).unwrap_or(u64::MAX);
-    let t = Instant::now();
-    while handle.status.acknowledged().is_none_or(|a| a < mark) {
-        if t.elapsed() > Duration::from_secs(3600) {
-            bail!("the lake did not catch up within an hour");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    eprintln!(
-        "reports: lake caught up in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+    let (handle, stop, task) = ingest_until_caught_up(pool, cfg, "reports").await?;
     // The lake as ingest left it: one file per table per batch, not yet compacted.
 
     let http = HttpConfig {
@@ -268,4 +249,38 @@ pub async fn reports(
     server.await??;
     drop(task.await);
     Ok(())
+}
+
+/// Starts ingest and waits until the lake holds everything committed so far; the running
+/// pipeline, its stop token and its task.
+pub(crate) async fn ingest_until_caught_up(
+    pool: &PgPool,
+    cfg: oneo_ingest::IngestConfig,
+    bench: &str,
+) -> anyhow::Result<(
+    oneo_ingest::IngestHandle,
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), oneo_ingest::IngestError>>,
+)> {
+    let ingest = oneo_ingest::Ingest::new(cfg, pool.clone())?;
+    let handle = ingest.handle();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(ingest.run(stop.clone()));
+    let mark: String =
+        sqlx::query_scalar("SELECT pg_logical_emit_message(true, 'oneo.bench', '')::text")
+            .fetch_one(pool)
+            .await?;
+    let mark = oneo_ingest::parse_lsn(&mark).unwrap_or(u64::MAX);
+    let t = Instant::now();
+    while handle.status.acknowledged().is_none_or(|a| a < mark) {
+        if t.elapsed() > Duration::from_secs(3600) {
+            bail!("the lake did not catch up within an hour");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "{bench}: lake caught up in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    Ok((handle, stop, task))
 }
