@@ -4,6 +4,13 @@
 //! loads the sample data into a new one, starts ingest and waits until the lake holds every
 //! change, mints a fresh admin key, and serves. Models and dashboards join here as those
 //! capabilities land.
+//!
+//! It runs on `DATABASE_URL` (default: `oneo_demo` on the local server) when a PostgreSQL with
+//! `wal_level=logical` answers there; otherwise on an embedded cluster in `./data/pg` made
+//! from the machine's PostgreSQL binaries, which it starts and stops itself.
+
+use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context;
 use oneo_api::Application;
@@ -12,9 +19,12 @@ use sqlx::ConnectOptions;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 
+use crate::embedded::EmbeddedPostgres;
 use crate::shutdown::shutdown_token;
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/oneo_demo";
+/// Where the embedded cluster lives when the demo needs one.
+const EMBEDDED_DIR: &str = "data/pg";
 
 /// The demo workspace's id, creating it with the standard objects on first run.
 async fn demo_workspace(pool: &PgPool) -> anyhow::Result<(String, bool)> {
@@ -32,15 +42,75 @@ async fn demo_workspace(pool: &PgPool) -> anyhow::Result<(String, bool)> {
     Ok((created.workspace_id.to_string(), true))
 }
 
+/// What answers at the demo's URL.
+enum Probe {
+    /// A server with logical decoding: the demo runs there.
+    Ready,
+    /// A server whose `wal_level` is not `logical` (the value it has).
+    NotLogical(String),
+    /// Nothing (connection refused or no answer in time).
+    Nothing(String),
+}
+
+/// Asks the server at `url` (its `postgres` database, as the demo's may not exist yet).
+async fn probe(url: &str) -> anyhow::Result<Probe> {
+    let opts: PgConnectOptions = url
+        .parse()
+        .context("DATABASE_URL is not a PostgreSQL URL")?;
+    let admin = opts.database("postgres");
+    let mut conn = match tokio::time::timeout(Duration::from_secs(5), admin.connect()).await {
+        Err(_) => return Ok(Probe::Nothing("no answer within 5 s".into())),
+        Ok(Err(sqlx::Error::Io(e))) => return Ok(Probe::Nothing(e.to_string())),
+        // A server answered but refused us (password, role): that is for the user to fix,
+        // not to hide behind another database.
+        Ok(Err(e)) => return Err(e).with_context(|| format!("connecting to {url}")),
+        Ok(Ok(conn)) => conn,
+    };
+    let level: String = sqlx::query_scalar("SHOW wal_level")
+        .fetch_one(&mut conn)
+        .await?;
+    Ok(if level == "logical" {
+        Probe::Ready
+    } else {
+        Probe::NotLogical(level)
+    })
+}
+
+/// The database the demo runs on: `DATABASE_URL` (or the default) when a server with logical
+/// decoding answers there, else the embedded cluster in `./data/pg`, which it then owns.
+async fn choose_database() -> anyhow::Result<(String, Option<EmbeddedPostgres>)> {
+    let explicit = std::env::var("DATABASE_URL").ok();
+    let url = explicit.clone().unwrap_or_else(|| DEFAULT_URL.to_string());
+    let why = match probe(&url).await? {
+        Probe::Ready => return Ok((url, None)),
+        Probe::NotLogical(level) => format!(
+            "the PostgreSQL at {url} runs with wal_level={level}, and ingest needs logical \
+             (to use it: ALTER SYSTEM SET wal_level = 'logical', then restart it)"
+        ),
+        Probe::Nothing(e) => format!("no PostgreSQL answers at {url} ({e})"),
+    };
+    eprintln!("{why}; running on an embedded PostgreSQL instead");
+    let cluster =
+        tokio::task::spawn_blocking(|| EmbeddedPostgres::start(Path::new(EMBEDDED_DIR))).await??;
+    let name = explicit
+        .and_then(|u| u.parse::<PgConnectOptions>().ok())
+        .and_then(|o| o.get_database().map(str::to_string))
+        .unwrap_or_else(|| "oneo_demo".to_string());
+    Ok((cluster.url(&name), Some(cluster)))
+}
+
 /// Creates the database named in `url` when the server has none by that name.
 async fn ensure_database(url: &str) -> anyhow::Result<()> {
     let opts: PgConnectOptions = url
         .parse()
         .context("DATABASE_URL is not a PostgreSQL URL")?;
     let name = opts.get_database().unwrap_or("postgres").to_string();
-    let mut admin = opts.clone().database("postgres").connect().await.with_context(|| {
-        format!("no PostgreSQL answers at {url}; start one (e.g. `pg_ctlcluster 15 main start`) or set DATABASE_URL")
-    })?;
+    let mut admin = opts
+        .clone()
+        .database("postgres")
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
     let exists: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
             .bind(&name)
@@ -70,7 +140,7 @@ pub async fn run(
     scale: usize,
     seed: u64,
 ) -> anyhow::Result<()> {
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
+    let (url, embedded) = choose_database().await?;
     ensure_database(&url).await?;
     let db = DatabaseConfig {
         database_url: url.clone(),
@@ -128,5 +198,9 @@ pub async fn run(
         flight.local_addr()
     );
     println!("Ctrl-C stops it.");
-    crate::serve::serve(app, Some(flight), Some(ingest), shutdown).await
+    crate::serve::serve(app, Some(flight), Some(ingest), shutdown).await?;
+    if let Some(cluster) = embedded {
+        tokio::task::spawn_blocking(move || cluster.stop()).await??;
+    }
+    Ok(())
 }

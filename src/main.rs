@@ -96,6 +96,7 @@ enum WorkspaceCommand {
 }
 
 mod demo;
+mod embedded;
 mod generate;
 mod serve;
 

@@ -1,7 +1,7 @@
-//! The standard CRM reports, end to end through `/v1/reports/run` on the lake, against the same
-//! questions as SQL on PostgreSQL over plain typed, indexed tables (`rel`, the relational copy
-//! of the same data), in one run: p50 latencies and their ratio, answers checked for equal row
-//! counts.
+//! `compare`: the standard CRM reports, end to end through `/v1/reports/run` on the lake,
+//! against the same questions as SQL on PostgreSQL over plain typed, indexed tables (`rel`, the
+//! relational copy of the same data), in one run: p50 latencies and their ratio, and every
+//! answer checked equal to PostgreSQL's, value by value.
 
 use std::time::{Duration, Instant};
 
@@ -14,45 +14,21 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::percentile;
+use oneo_benches::answer;
 
 struct Standard {
     name: &'static str,
     spec: Value,
-    /// The same question in SQL, with the same rows (subtotals included where the report
-    /// has them, as ROLLUP or CUBE).
+    /// The same question in SQL, with the same rows and values (subtotals included where
+    /// the report has them, as ROLLUP or CUBE), columns in the order of the report's
+    /// flattened answer.
     sql: &'static str,
-    /// How to count the report's rows as the SQL returns them.
-    rows: fn(&Value) -> usize,
+    /// Compare only the report's `rows` (a top-N question: its subtotals and total are
+    /// extras the SQL doesn't ask for).
+    rows_only: bool,
 }
 
 const OPEN: [&str; 4] = ["prospecting", "qualification", "proposal", "negotiation"];
-
-fn summary_rows(v: &Value) -> usize {
-    // Detail rows, subtotals and the total line, as ROLLUP returns them.
-    v["rows"].as_array().map_or(0, Vec::len)
-        + v["subtotals"].as_array().map_or(0, Vec::len)
-        + usize::from(v["totals"].is_array())
-}
-
-fn plain_rows(v: &Value) -> usize {
-    v["rows"].as_array().map_or(0, Vec::len)
-}
-
-fn matrix_rows(v: &Value) -> usize {
-    let m = &v["matrix"];
-    let cells = m["cells"].as_array().map_or(0, |rows| {
-        rows.iter()
-            .map(|r| {
-                r.as_array()
-                    .map_or(0, |c| c.iter().filter(|x| !x.is_null()).count())
-            })
-            .sum()
-    });
-    cells
-        + m["row_totals"].as_array().map_or(0, Vec::len)
-        + m["column_totals"].as_array().map_or(0, Vec::len)
-        + 1
-}
 
 fn standard_reports() -> Vec<Standard> {
     vec![
@@ -64,7 +40,7 @@ fn standard_reports() -> Vec<Standard> {
             sql: "SELECT stage, owner, sum(amount), count(*) FROM rel.deal
                    WHERE stage IN ('prospecting', 'qualification', 'proposal', 'negotiation')
                    GROUP BY ROLLUP (stage, owner) ORDER BY 1, 2",
-            rows: summary_rows,
+            rows_only: false,
         },
         Standard {
             name: "stage x close quarter matrix",
@@ -73,7 +49,7 @@ fn standard_reports() -> Vec<Standard> {
                          "aggregates": [{"fn": "sum", "field": "amount"}, {"fn": "count"}]}),
             sql: "SELECT stage, date_trunc('quarter', close_date)::date, sum(amount), count(*) FROM rel.deal
                    GROUP BY CUBE (stage, date_trunc('quarter', close_date)::date) ORDER BY 1, 2",
-            rows: matrix_rows,
+            rows_only: false,
         },
         Standard {
             name: "won rate by lead source",
@@ -87,7 +63,7 @@ fn standard_reports() -> Vec<Standard> {
                             FROM rel.deal WHERE stage IN ('closed_won', 'closed_lost') GROUP BY 1, 2) g
                   UNION ALL SELECT lead_source, NULL, count(*), NULL FROM rel.deal WHERE stage IN ('closed_won', 'closed_lost') GROUP BY 1
                   UNION ALL SELECT NULL, NULL, count(*), NULL FROM rel.deal WHERE stage IN ('closed_won', 'closed_lost')",
-            rows: summary_rows,
+            rows_only: false,
         },
         Standard {
             name: "activities per deal across three objects",
@@ -96,7 +72,7 @@ fn standard_reports() -> Vec<Standard> {
             sql: "SELECT c.industry, count(*), count(DISTINCT a.deal_id) FROM rel.activity a
                     LEFT JOIN rel.deal d ON d.id = a.deal_id LEFT JOIN rel.company c ON c.id = d.company_id
                    GROUP BY ROLLUP (c.industry) ORDER BY 1",
-            rows: summary_rows,
+            rows_only: false,
         },
         Standard {
             name: "top 20 companies by open pipeline",
@@ -107,7 +83,7 @@ fn standard_reports() -> Vec<Standard> {
             sql: "SELECT c.id, c.name, sum(d.amount) AS pipeline FROM rel.deal d LEFT JOIN rel.company c ON c.id = d.company_id
                    WHERE d.stage IN ('prospecting', 'qualification', 'proposal', 'negotiation')
                    GROUP BY c.id, c.name ORDER BY pipeline DESC NULLS LAST LIMIT 20",
-            rows: plain_rows,
+            rows_only: true,
         },
         Standard {
             name: "monthly activity cohort by lead source",
@@ -117,7 +93,7 @@ fn standard_reports() -> Vec<Standard> {
             sql: "SELECT date_trunc('month', a.occurred_at AT TIME ZONE 'UTC'), p.lead_source, count(*)
                     FROM rel.activity a LEFT JOIN rel.contact p ON p.id = a.contact_id
                    GROUP BY ROLLUP (1, 2) ORDER BY 1, 2",
-            rows: summary_rows,
+            rows_only: false,
         },
         Standard {
             name: "open deals with no activity in 30 days",
@@ -132,7 +108,7 @@ fn standard_reports() -> Vec<Standard> {
                                      AND a.occurred_at >= (now() AT TIME ZONE 'UTC')::date - 29
                                      AND a.occurred_at < (now() AT TIME ZONE 'UTC')::date + 1)
                    ORDER BY d.amount DESC NULLS LAST LIMIT 1000",
-            rows: plain_rows,
+            rows_only: false,
         },
         Standard {
             name: "median won deal size by owner",
@@ -141,14 +117,15 @@ fn standard_reports() -> Vec<Standard> {
                          "aggregates": [{"fn": "median", "field": "amount"}]}),
             sql: "SELECT owner, percentile_cont(0.5) WITHIN GROUP (ORDER BY amount) FROM rel.deal
                    WHERE stage = 'closed_won' GROUP BY ROLLUP (owner) ORDER BY 1",
-            rows: summary_rows,
+            rows_only: false,
         },
     ]
 }
 
 /// Loads the data set (and its relational copy), lets ingest catch up, then times each
-/// report `runs` times both ways after one untimed warm-up run each.
-pub async fn reports(
+/// report `runs` times both ways after one untimed warm-up run each, and checks the answers
+/// equal; any that differ fail the run after the table is printed.
+pub async fn compare(
     pool: &PgPool,
     db: &DatabaseConfig,
     cfg: oneo_ingest::IngestConfig,
@@ -186,9 +163,10 @@ pub async fn reports(
     let client = reqwest::Client::new();
 
     println!(
-        "{:<44} {:>12} {:>14} {:>8}",
+        "{:<44} {:>12} {:>14} {:>8}  answers",
         "report", "Oneo p50", "PostgreSQL p50", "ratio"
     );
+    let mut differences = Vec::new();
     let mut log_ratio = 0.0;
     let reports = standard_reports();
     for r in &reports {
@@ -210,30 +188,37 @@ pub async fn reports(
             }
         }
         let mut pg = Vec::with_capacity(runs);
-        let mut pg_rows = 0;
         for i in 0..=runs {
             let t = Instant::now();
-            let rows = sqlx::query(sqlx::AssertSqlSafe(r.sql))
+            sqlx::query(sqlx::AssertSqlSafe(r.sql))
                 .fetch_all(pool)
                 .await?;
             if i > 0 {
                 pg.push(t.elapsed());
             }
-            pg_rows = rows.len();
         }
-        let got = (r.rows)(&answer);
-        ensure!(
-            got == pg_rows,
-            "{}: Oneo answered {got} rows, PostgreSQL {pg_rows}",
-            r.name
-        );
+        // Checked outside the timed runs: the check's own query renders every value as text.
+        let want = answer::pg_rows(pool, r.sql).await?;
+        let groupings = r.spec["groupings"].as_array().map_or(0, Vec::len);
+        let got = if r.rows_only {
+            answer::flatten(&json!({"rows": answer["rows"]}), 0)
+        } else {
+            answer::flatten(&answer, groupings)
+        };
+        let verdict = match answer::difference(got, want) {
+            None => "equal",
+            Some(d) => {
+                differences.push(format!("{}: Oneo against PostgreSQL: {d}", r.name));
+                "DIFFER"
+            }
+        };
         oneo.sort();
         pg.sort();
         let (o, p) = (percentile(&oneo, 0.5), percentile(&pg, 0.5));
         let ratio = p.as_secs_f64() / o.as_secs_f64();
         log_ratio += ratio.ln();
         println!(
-            "{:<44} {:>9.1} ms {:>11.1} ms {:>7.1}x",
+            "{:<44} {:>9.1} ms {:>11.1} ms {:>7.1}x  {verdict}",
             r.name,
             o.as_secs_f64() * 1e3,
             p.as_secs_f64() * 1e3,
@@ -248,6 +233,7 @@ pub async fn reports(
     stop.cancel();
     server.await??;
     drop(task.await);
+    ensure!(differences.is_empty(), "{}", differences.join("\n"));
     Ok(())
 }
 

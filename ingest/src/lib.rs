@@ -16,7 +16,7 @@
 //! ```
 
 mod batch;
-mod decode;
+pub mod decode;
 pub mod error;
 pub mod lake;
 pub mod layout;

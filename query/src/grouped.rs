@@ -2,6 +2,8 @@
 //! groupings for a summary, every row prefix × column prefix for a matrix), its rows placed by
 //! the `grouping()` flags.
 
+use std::collections::HashSet;
+
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::functions::expr_fn::date_trunc;
@@ -133,9 +135,24 @@ fn aggregate_col(
         (_, Some(t)) => t.as_str().to_string(),
         (_, None) => "integer".to_string(),
     };
+    let input = on.map(|r| {
+        if a.function == AggregateFn::Median {
+            // The median of an even count is the mean of the middle two, which needs one
+            // more decimal place than its inputs; at the input's own scale the engine would
+            // cut it (5401.145 shown as 5401.14).
+            let scale = if r.field.field_type.is_decimal() {
+                r.field.scale()
+            } else {
+                0
+            };
+            cast(r.expr, DataType::Decimal128(38, scale as i8 + 1))
+        } else {
+            r.expr
+        }
+    });
     Ok(AggregateCol {
         name: a.name(),
-        input: on.map(|r| r.expr),
+        input,
         function: a.function,
         kind,
     })
@@ -326,6 +343,15 @@ pub(crate) async fn grouped(
     let total = detail.len();
     let truncated = total > limit;
     detail.truncate(limit);
+    if truncated {
+        // A subtotal of groups the limit left out would describe rows the answer doesn't
+        // show; the grand total still covers every row.
+        let shown: HashSet<String> = detail
+            .iter()
+            .flat_map(|r| (1..keys.len()).map(|n| Json::from(r[..n].to_vec()).to_string()))
+            .collect();
+        subtotals.retain(|s| shown.contains(&Json::from(s.groups.clone()).to_string()));
+    }
     Ok(ReportResult {
         kind: ReportKind::Summary,
         columns,

@@ -30,7 +30,8 @@ pub struct ReportResult {
     pub columns: Vec<ColumnInfo>,
     /// Tabular: records. Summary: one row per innermost group.
     pub rows: Vec<Vec<Json>>,
-    /// Summary with several groupings: the aggregates of each outer group.
+    /// Summary with several groupings: the aggregates of each outer group (when the limit
+    /// leaves rows out, of the groups with rows shown).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subtotals: Option<Vec<Subtotal>>,
     /// Summary: the aggregates over every row.

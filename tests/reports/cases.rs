@@ -34,6 +34,15 @@ pub fn cases() -> Vec<Case> {
                          count(DISTINCT company_id) AS count_distinct_company FROM rel.deal GROUP BY lead_source",
         },
         Case {
+            // An even count's median is the mean of the middle two: half a cent is kept.
+            name: "median won amount by owner (exact, one more decimal place)",
+            spec: json!({"type": "summary", "object": "deal", "groupings": [{"field": "owner"}],
+                         "filters": [{"field": "stage", "op": "equals", "value": "closed_won"}],
+                         "aggregates": [{"fn": "median", "field": "amount"}]}),
+            sql: "SELECT owner, percentile_cont(0.5) WITHIN GROUP (ORDER BY amount)::numeric AS median_amount
+                    FROM rel.deal WHERE stage = 'closed_won' GROUP BY owner",
+        },
+        Case {
             name: "pipeline by the company's industry (one lookup)",
             spec: json!({"type": "summary", "object": "deal", "groupings": [{"field": "company.industry"}],
                          "aggregates": [{"fn": "sum", "field": "amount", "as": "pipeline"}]}),

@@ -177,33 +177,7 @@ impl Env {
     }
 }
 
-/// One textual form for values that print differently but are equal: decimals to four
-/// places without trailing zeros, instants as microseconds since the epoch.
-pub fn canonical(text: &str) -> String {
-    if let Ok(d) = text.parse::<rust_decimal::Decimal>() {
-        return d.round_dp(4).normalize().to_string();
-    }
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        return t.timestamp_micros().to_string();
-    }
-    text.to_string()
-}
-
-/// A JSON cell as canonical text.
-pub fn cell(v: &Value) -> Option<String> {
-    match v {
-        Value::Null => None,
-        Value::String(s) => Some(canonical(s)),
-        Value::Array(items) => Some(
-            items
-                .iter()
-                .map(|i| cell(i).unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join("|"),
-        ),
-        other => Some(canonical(&other.to_string())),
-    }
-}
+pub use oneo_benches::answer::{canonical, cell};
 
 /// A report's `rows` keyed by its column names.
 pub fn report_rows(answer: &Value) -> Vec<Row> {

@@ -228,6 +228,28 @@ async fn ordered_and_truncated(env: &Env) {
     assert_eq!(answer["truncated"], json!(true));
     assert_eq!(Some(answer["total"].to_string()), total[0]["n"]);
     assert_eq!(answer["row_count"], json!(25));
+
+    // A summary cut by its limit: subtotals only for the groups it shows, totals over all.
+    let spec = json!({"type": "summary", "object": "deal", "groupings": [{"field": "owner"}, {"field": "stage"}],
+                      "aggregates": [{"fn": "count"}], "sort": [{"by": "count", "desc": true}], "limit": 3});
+    let answer = env.report(&spec).await;
+    assert_eq!(answer["truncated"], json!(true), "{answer}");
+    let owners =
+        |rows: &Value, key: &dyn Fn(&Value) -> Value| -> std::collections::BTreeSet<String> {
+            rows.as_array()
+                .expect("a list")
+                .iter()
+                .map(|r| key(r).to_string())
+                .collect()
+        };
+    let shown = owners(&answer["rows"], &|r| r[0].clone());
+    assert!(!shown.is_empty());
+    assert_eq!(
+        owners(&answer["subtotals"], &|s| s["groups"][0].clone()),
+        shown,
+        "subtotals of the owners shown, no others"
+    );
+    assert_eq!(Some(answer["totals"][0].to_string()), total[0]["n"]);
 }
 
 async fn summary_subtotals_and_totals(env: &Env) {
