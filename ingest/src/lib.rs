@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+mod apply;
 mod batch;
 pub mod decode;
 pub mod error;

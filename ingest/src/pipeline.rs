@@ -9,19 +9,17 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use deltalake::arrow::array::{AsArray, RecordBatch};
-use deltalake::arrow::compute::filter_record_batch;
+use deltalake::arrow::array::RecordBatch;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::IngestConfig;
-use crate::batch::{
-    CurrentChanges, DELETED, PendingRow, current_changes, current_rows, history_rows,
-};
+use crate::apply::{Outcome, Tables, Work, apply_batch};
+use crate::batch::PendingRow;
 use crate::error::{IngestError, TableError};
-use crate::lake::{Lake, LakeTable, TableKind, column_names};
+use crate::lake::{Lake, TableKind};
 use crate::layout::{ObjectLayout, load_layouts, object_id_of};
 use crate::snapshot::copy_tables;
 use crate::source::{
@@ -37,13 +35,6 @@ pub enum Command {
         object_id: i64,
         done: oneshot::Sender<Result<(), String>>,
     },
-}
-
-/// The lake tables of one object.
-struct Tables {
-    current: LakeTable,
-    history: LakeTable,
-    failed: Option<String>,
 }
 
 /// Transactions received but not yet in the lake.
@@ -265,12 +256,31 @@ impl Pipeline {
             let started = Instant::now();
             let mut tables: Vec<(i64, Vec<PendingRow>)> = b.rows.into_iter().collect();
             tables.sort_unstable_by_key(|(id, _)| *id);
+            let mut work = Vec::with_capacity(tables.len());
             for (object_id, rows) in tables {
                 // An object deleted since these changes were made has no table to feed.
                 let Some(layout) = self.layouts.get(&object_id).cloned() else {
                     continue;
                 };
-                self.apply(&layout, rows).await?;
+                if self.tables(object_id).await?.failed.is_some() {
+                    continue;
+                }
+                if let Some(tables) = self.tables.remove(&object_id) {
+                    work.push(Work {
+                        layout,
+                        tables,
+                        rows,
+                    });
+                }
+            }
+            let mut first_error = None;
+            for outcome in apply_batch(work).await? {
+                if let Err(e) = self.record(outcome) {
+                    first_error.get_or_insert(e);
+                }
+            }
+            if let Some(e) = first_error {
+                return Err(e);
             }
             source.acknowledge(end_lsn);
             let waited = b.opened.map(|t| started.saturating_duration_since(t));
@@ -340,54 +350,53 @@ impl Pipeline {
             .ok_or_else(|| IngestError::Catalog(format!("object {object_id} is unknown")))
     }
 
-    /// Applies one table's share of a batch. A change the table can't take stops that table
-    /// (state `failed`) and not the others; a failure to reach the lake stops the pipeline,
-    /// which retries from the slot.
-    async fn apply(
-        &mut self,
-        layout: &ObjectLayout,
-        rows: Vec<PendingRow>,
-    ) -> Result<(), IngestError> {
+    /// Takes back one object's tables after a batch and records what happened. A change the
+    /// tables can't take stops that object (state `failed`) and not the others; a failure to
+    /// reach the lake stops the pipeline, which retries from the slot.
+    fn record(&mut self, outcome: Outcome) -> Result<(), IngestError> {
+        let Outcome {
+            layout,
+            mut tables,
+            last,
+            result,
+        } = outcome;
         let object_id = layout.object_id;
-        let tables = self.tables(object_id).await?;
-        if tables.failed.is_some() {
-            return Ok(());
-        }
-        let result = apply_rows(tables, layout, &rows).await;
-        let last = rows.last().map(|r| (r.lsn, r.commit_ts));
-        match result {
-            Ok(applied) => self.status.table(
-                object_id,
-                || new_status(layout, TableState::Streaming),
-                |t| {
-                    t.changes_applied += applied as u64;
-                    if let Some((lsn, ts)) = last {
-                        t.last_applied_lsn = Some(format_lsn(lsn));
-                        t.last_commit_at = Some(ts);
-                    }
-                },
-            ),
-            Err(TableError::Write(e)) => {
-                return Err(IngestError::Catalog(format!(
-                    "writing the lake table of `{}`: {e}",
-                    layout.api_name
-                )));
+        let verdict = match result {
+            Ok(applied) => {
+                self.status.table(
+                    object_id,
+                    || new_status(&layout, TableState::Streaming),
+                    |t| {
+                        t.changes_applied += applied as u64;
+                        if let Some((lsn, ts)) = last {
+                            t.last_applied_lsn = Some(format_lsn(lsn));
+                            t.last_commit_at = Some(ts);
+                        }
+                    },
+                );
+                Ok(())
             }
+            Err(TableError::Write(e)) => Err(IngestError::Catalog(format!(
+                "writing the lake table of `{}`: {e}",
+                layout.api_name
+            ))),
             Err(e) => {
                 warn!(object = %layout.api_name, error = %e, "lake table stopped; resync it to recover");
                 let msg = e.to_string();
                 tables.failed = Some(msg.clone());
                 self.status.table(
                     object_id,
-                    || new_status(layout, TableState::Failed),
+                    || new_status(&layout, TableState::Failed),
                     |t| {
                         t.state = TableState::Failed;
                         t.last_error = Some(msg);
                     },
                 );
+                Ok(())
             }
-        }
-        Ok(())
+        };
+        self.tables.insert(object_id, tables);
+        verdict
     }
 
     /// Copies the snapshot's tables into the lake. Returns the main slot's stream, if the
@@ -528,75 +537,6 @@ impl Pipeline {
         }
         Ok(false)
     }
-}
-
-/// Writes one table's changes, skipping those its log says are in already. Returns the
-/// number of changes applied.
-async fn apply_rows(
-    tables: &mut Tables,
-    layout: &ObjectLayout,
-    rows: &[PendingRow],
-) -> Result<usize, TableError> {
-    let Some(last) = rows.last().map(|r| r.lsn) else {
-        return Ok(0);
-    };
-    // Rows are in commit order, so what is already applied is a prefix.
-    let from = rows.partition_point(|r| tables.current.has_applied(r.lsn));
-    if from < rows.len() {
-        let schema = layout.current_schema();
-        tables.current.ensure_columns(&schema).await?;
-        if let Some(changes) = current_changes(layout, &rows[from..])? {
-            write_current(&mut tables.current, layout, changes, last).await?;
-        }
-    }
-    let from = rows.partition_point(|r| tables.history.has_applied(r.lsn));
-    if from < rows.len() {
-        tables
-            .history
-            .ensure_columns(&layout.history_schema())
-            .await?;
-        tables
-            .history
-            .append(history_rows(layout, &rows[from..])?, last)
-            .await?;
-    }
-    Ok(rows.len() - from)
-}
-
-async fn write_current(
-    table: &mut LakeTable,
-    layout: &ObjectLayout,
-    changes: CurrentChanges,
-    lsn: Lsn,
-) -> Result<(), TableError> {
-    tracing::debug!(
-        upserts = changes.upserts,
-        deletes = changes.deletes,
-        append = changes.only_inserts,
-        "current state"
-    );
-    if changes.only_inserts {
-        return table.append(current_rows(layout, &changes)?, lsn).await;
-    }
-    if table.delta().version().is_none() {
-        // Nothing to update or delete in a table that doesn't exist yet.
-        let keep = deltalake::arrow::compute::not(
-            changes
-                .batch
-                .column_by_name(DELETED)
-                .map(|c| c.as_boolean())
-                .ok_or_else(|| TableError::Schema("merge source without `_deleted`".into()))?,
-        )
-        .map_err(|e| TableError::Schema(e.to_string()))?;
-        let upserts = filter_record_batch(&changes.batch, &keep)
-            .map_err(|e| TableError::Schema(e.to_string()))?;
-        let n = upserts.num_columns() - 1;
-        let rows = RecordBatch::try_new(layout.current_schema(), upserts.columns()[..n].to_vec())
-            .map_err(|e| TableError::Schema(e.to_string()))?;
-        return table.append(rows, lsn).await;
-    }
-    let columns = column_names(&layout.current_schema());
-    table.merge(changes.batch, &columns, lsn).await
 }
 
 fn new_status(layout: &ObjectLayout, state: TableState) -> TableStatus {
