@@ -15,6 +15,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod export;
 pub mod flight;
 pub mod load;
 pub mod openapi;

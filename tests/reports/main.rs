@@ -5,6 +5,7 @@
 mod cases;
 #[path = "../common/mod.rs"]
 mod common;
+mod export;
 mod harness;
 
 use cases::cases;
@@ -50,6 +51,7 @@ async fn reports_equal_postgres_and_refuse_bad_input() {
     bad_specs_are_refused_precisely(&env).await;
     other_workspaces_stay_invisible(&env).await;
     saved_reports_run_export_and_stay_in_their_workspace(&env).await;
+    export::xlsx_exports_typed_cells_and_a_pivot(&env).await;
     // Last, as it writes to the workspace the oracle compares with.
     as_of_reads_the_lake_as_it_was(&env).await;
 }

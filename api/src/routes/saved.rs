@@ -1,6 +1,6 @@
 //! Saved reports: `/v1/reports` (list, save), `/v1/reports/{id}` (get, replace, delete),
 //! `/v1/reports/{id}/run` (with runtime filters, `as_of`, `min_lsn`) and
-//! `/v1/reports/{id}/export?format=csv`.
+//! `/v1/reports/{id}/export?format=csv|xlsx`.
 
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::{Caller, Role};
 use crate::error::{ApiError, ApiJson, ApiQuery, Result};
+use crate::export;
 use crate::routes::reports::{Consistency, answer, parse_spec};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -250,13 +251,15 @@ pub async fn run(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ExportParams {
-    /// `csv` (XLSX and PDF are not available yet).
+    /// `csv` or `xlsx` (PDF comes with dashboards).
     format: String,
 }
 
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
 #[utoipa::path(get, path = "/v1/reports/{id}/export", tag = "reports", security(("api_key" = [])),
     params(("id" = Uuid, Path), ExportParams),
-    responses((status = 200, description = "the report as CSV: a header row of column names, then the rows (a matrix as one row per cell)", content_type = "text/csv", body = String),
+    responses((status = 200, description = "`csv`: a header row of column names, then the rows (a matrix as one row per cell). `xlsx`: typed cells (numbers, dates, booleans); a summary's subtotals and total in bold below its rows; a matrix as a pivot with row and column totals", content_type = "text/csv", body = String),
               (status = 400, description = "an unknown format"), (status = 404)))]
 pub async fn export(
     State(state): State<AppState>,
@@ -264,19 +267,31 @@ pub async fn export(
     Path(id): Path<Uuid>,
     ApiQuery(params): ApiQuery<ExportParams>,
 ) -> Result<Response> {
-    if params.format != "csv" {
+    if !matches!(params.format.as_str(), "csv" | "xlsx") {
         return Err(ApiError::Validation(Issues::one(
             "format",
-            format!("`{}` is not an export format here; use csv", params.format),
+            format!(
+                "`{}` is not an export format here; use csv or xlsx",
+                params.format
+            ),
         )));
     }
     let report = load(&state, &caller, id).await?;
     let result = run_saved(&state, &caller, id, RunSaved::default()).await?;
-    let body = to_csv(&result).map_err(|e| ApiError::Query(format!("CSV: {e}")))?;
-    let file = format!("attachment; filename=\"{}.csv\"", file_name(&report.name));
+    let name = file_name(&report.name);
+    let (body, content_type) = if params.format == "xlsx" {
+        let groupings = report.spec["groupings"].as_array().map_or(0, Vec::len);
+        let body = export::to_xlsx(&result, groupings)
+            .map_err(|e| ApiError::Query(format!("XLSX: {e}")))?;
+        (body, XLSX)
+    } else {
+        let body = export::to_csv(&result).map_err(|e| ApiError::Query(format!("CSV: {e}")))?;
+        (body, "text/csv; charset=utf-8")
+    };
+    let file = format!("attachment; filename=\"{name}.{}\"", params.format);
     Ok((
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_TYPE, content_type.to_string()),
             (header::CONTENT_DISPOSITION, file),
         ],
         body,
@@ -297,34 +312,4 @@ fn file_name(name: &str) -> String {
         })
         .collect();
     if s.is_empty() { "report".into() } else { s }
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(";"),
-        other => other.to_string(),
-    }
-}
-
-/// Tabular and summary: the columns and rows. Matrix: one row per cell, its row and column
-/// groupings then its aggregates.
-fn to_csv(result: &ReportResult) -> std::result::Result<Vec<u8>, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(result.columns.iter().map(|c| c.name.as_str()))?;
-    if let Some(m) = &result.matrix {
-        for (i, r) in m.row_headers.iter().enumerate() {
-            for (j, c) in m.column_headers.iter().enumerate() {
-                if let Some(values) = &m.cells[i][j] {
-                    w.write_record(r.iter().chain(c).chain(values).map(text))?;
-                }
-            }
-        }
-    } else {
-        for row in &result.rows {
-            w.write_record(row.iter().map(text))?;
-        }
-    }
-    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
