@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{health, ingest, keys, objects, records, reports, saved};
+use crate::routes::{health, ingest, keys, objects, records, reports, saved, workspace};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,7 @@ use crate::routes::{health, ingest, keys, objects, records, reports, saved};
         ingest::status, ingest::metrics, ingest::resync,
         reports::run, reports::sql,
         saved::list, saved::create, saved::get, saved::replace, saved::delete, saved::run, saved::export,
+        workspace::get, workspace::update,
     ),
     modifiers(&BearerKey)
 )]

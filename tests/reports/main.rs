@@ -52,6 +52,7 @@ async fn reports_equal_postgres_and_refuse_bad_input() {
     other_workspaces_stay_invisible(&env).await;
     saved_reports_run_export_and_stay_in_their_workspace(&env).await;
     export::xlsx_exports_typed_cells_and_a_pivot(&env).await;
+    relative_dates_follow_the_workspace_settings(&env).await;
     // Last, as it writes to the workspace the oracle compares with.
     as_of_reads_the_lake_as_it_was(&env).await;
 }
@@ -547,4 +548,50 @@ async fn other_workspaces_stay_invisible(env: &Env) {
         body["rows"],
         json!([["activity"], ["company"], ["contact"], ["deal"]])
     );
+}
+
+/// `THIS_FISCAL_YEAR` in the workspace's time zone and fiscal year, against PostgreSQL's own
+/// calendar arithmetic in that zone.
+async fn relative_dates_follow_the_workspace_settings(env: &Env) {
+    use reqwest::Method;
+    let spec = json!({"type": "summary", "object": "deal", "groupings": [{"field": "stage"}],
+                      "filters": [{"field": "close_date", "op": "equals", "value": "THIS_FISCAL_YEAR"}],
+                      "aggregates": [{"fn": "count"}]});
+    let oracle = |zone: &str, start_month: u32| {
+        format!(
+            "WITH t AS (SELECT (now() AT TIME ZONE '{zone}')::date AS today),
+                  fy AS (SELECT make_date(extract(year FROM today - interval '{back} months')::int, {start_month}, 1) AS start FROM t)
+             SELECT stage, count(*) AS count FROM rel.deal, fy
+              WHERE close_date >= fy.start AND close_date < fy.start + interval '1 year' GROUP BY stage",
+            back = start_month - 1
+        )
+    };
+    let calendar = sorted(env.pg(&oracle("UTC", 1)).await);
+    assert_eq!(
+        sorted(report_rows(&env.report(&spec).await)),
+        calendar,
+        "the default: calendar years in UTC"
+    );
+
+    let settings = json!({"time_zone": "Pacific/Auckland", "fiscal_year_start_month": 4});
+    let (status, body) = env
+        .send(Method::PATCH, "/v1/workspace", Some(&settings))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let fiscal = sorted(env.pg(&oracle("Pacific/Auckland", 4)).await);
+    assert_eq!(
+        sorted(report_rows(&env.report(&spec).await)),
+        fiscal,
+        "April fiscal years in Auckland"
+    );
+    // The data set's close dates span the two years around 2026-11-01: while today is among
+    // them, the two years hold different deals, so the setting visibly mattered.
+    if !fiscal.is_empty() && !calendar.is_empty() {
+        assert_ne!(fiscal, calendar);
+    }
+    let defaults = json!({"time_zone": "UTC", "fiscal_year_start_month": 1});
+    let (status, body) = env
+        .send(Method::PATCH, "/v1/workspace", Some(&defaults))
+        .await;
+    assert_eq!(status, 200, "{body}");
 }

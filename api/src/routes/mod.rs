@@ -5,6 +5,7 @@ pub(crate) mod objects;
 pub(crate) mod records;
 pub(crate) mod reports;
 pub(crate) mod saved;
+pub(crate) mod workspace;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode};
@@ -54,6 +55,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/reports/{id}/run", post(saved::run))
         .route("/v1/reports/{id}/export", get(saved::export))
         .route("/v1/sql", post(reports::sql))
+        .route(
+            "/v1/workspace",
+            get(workspace::get).patch(workspace::update),
+        )
         .route("/v1/api-keys", get(keys::list).post(keys::create))
         .route("/v1/ingest/status", get(ingest::status))
         .route("/v1/ingest/metrics", get(ingest::metrics))

@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::{Extension, Json};
 use oneo_catalog::Issues;
 use oneo_query::{
-    DateContext, QueryError, ReportResult, ReportSpec, SqlResult, WorkspaceSchema, WorkspaceSession,
+    QueryError, ReportResult, ReportSpec, SqlResult, WorkspaceSchema, WorkspaceSession,
 };
 use serde::Deserialize;
 
@@ -62,7 +62,8 @@ pub(crate) async fn answer(
     spec: &ReportSpec,
 ) -> Result<ReportResult> {
     let session = session(state, caller, consistency).await?;
-    let dates = DateContext::new(chrono::Utc::now());
+    let dates =
+        super::workspace::date_context(state, caller.workspace_id, chrono::Utc::now()).await?;
     let mut result = oneo_query::run_report(&session, spec, &dates)
         .await
         .map_err(query_error)?;

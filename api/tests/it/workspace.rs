@@ -178,3 +178,76 @@ async fn health_readiness_and_openapi() {
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.body["error"]["code"], "unavailable");
 }
+
+/// The settings relative dates depend on: UTC and January by default; an admin may change
+/// them; a bad value is refused naming the setting and changes nothing.
+#[tokio::test]
+async fn workspace_settings_are_checked_and_admin_only() {
+    let app = TestApp::new().await;
+    let r = app.get("/v1/workspace").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["id"], serde_json::json!(app.workspace.to_string()));
+    assert_eq!(r.body["time_zone"], "UTC");
+    assert_eq!(r.body["fiscal_year_start_month"], 1);
+
+    let bad = app
+        .patch(
+            "/v1/workspace",
+            serde_json::json!({"time_zone": "Mars/Olympus", "fiscal_year_start_month": 13}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    let mut fields = bad.detail_fields();
+    fields.sort();
+    assert_eq!(fields, ["fiscal_year_start_month", "time_zone"]);
+    let unknown = app
+        .patch("/v1/workspace", serde_json::json!({"fiscal_start": 4}))
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "{}", unknown.body);
+    let r = app.get("/v1/workspace").await;
+    assert_eq!(
+        (
+            r.body["time_zone"].as_str(),
+            r.body["fiscal_year_start_month"].as_i64()
+        ),
+        (Some("UTC"), Some(1)),
+        "a refused change changes nothing"
+    );
+
+    let analyst = app.key_with_role("analyst").await;
+    let r = app
+        .call(
+            axum::http::Method::PATCH,
+            "/v1/workspace",
+            Some(&analyst),
+            Some(serde_json::json!({"fiscal_year_start_month": 4})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+
+    let r = app
+        .patch(
+            "/v1/workspace",
+            serde_json::json!({"time_zone": "America/New_York", "fiscal_year_start_month": 4}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.headers.contains_key("oneo-lsn"));
+    let r = app.get("/v1/workspace").await;
+    assert_eq!(r.body["time_zone"], "America/New_York");
+    assert_eq!(r.body["fiscal_year_start_month"], 4);
+    // Only what is named changes.
+    app.patch(
+        "/v1/workspace",
+        serde_json::json!({"fiscal_year_start_month": 7}),
+    )
+    .await;
+    let r = app.get("/v1/workspace").await;
+    assert_eq!(
+        (
+            r.body["time_zone"].as_str(),
+            r.body["fiscal_year_start_month"].as_i64()
+        ),
+        (Some("America/New_York"), Some(7))
+    );
+}
