@@ -1,7 +1,7 @@
 //! Ingest's innermost loop: every cell of every change arrives as PostgreSQL's text output and
 //! is parsed into the lake column's Arrow type.
 //!
-//! `cargo bench -p oneo-ingest`
+//! `cargo bench -p oneo-benches --bench decode`
 
 use std::hint::black_box;
 

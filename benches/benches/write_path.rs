@@ -1,7 +1,7 @@
 //! The catalog's share of every record write: each value checked against its field's type
 //! and brought to its scale, and a formula field evaluated per record read.
 //!
-//! `cargo bench -p oneo-catalog`
+//! `cargo bench -p oneo-benches --bench write_path`
 
 use std::hint::black_box;
 

@@ -1,6 +1,6 @@
 //! The synthetic data set's generation, which every load, demo and benchmark starts with.
 //!
-//! `cargo bench -p oneo-data`
+//! `cargo bench -p oneo-benches --bench generate`
 
 use std::hint::black_box;
 
