@@ -24,6 +24,8 @@ struct Demo {
     /// Everything it printed to stdout, up to "Ctrl-C stops it."
     banner: String,
     stderr: Arc<Mutex<String>>,
+    /// Signalled when stderr reaches its end (the process has exited).
+    stderr_closed: mpsc::Receiver<()>,
     base: String,
     key: String,
 }
@@ -45,6 +47,7 @@ impl Demo {
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut err = child.stderr.take().expect("stderr");
         let sink = stderr.clone();
+        let (closed_tx, stderr_closed) = mpsc::channel();
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n) = err.read(&mut buf) {
@@ -55,6 +58,7 @@ impl Demo {
                     .expect("stderr")
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
+            let _ = closed_tx.send(());
         });
         let (tx, rx) = mpsc::channel();
         let out = child.stdout.take().expect("stdout");
@@ -98,6 +102,7 @@ impl Demo {
             child,
             banner,
             stderr,
+            stderr_closed,
             base,
             key,
         }
@@ -130,8 +135,10 @@ impl Demo {
         assert!(sent.success());
         for _ in 0..600 {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                // Let the reader thread take the last of stderr.
-                std::thread::sleep(Duration::from_millis(200));
+                // Everything it wrote is read once its stderr is closed.
+                self.stderr_closed
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("stderr closes when the demo exits");
                 return (status, self.stderr());
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -6,7 +6,7 @@ use std::io::Cursor;
 use calamine::{Data, DataType, Reader, Xlsx};
 use serde_json::{Value, json};
 
-use crate::harness::Env;
+use crate::harness::{Env, column_names};
 
 /// Saves `spec`, runs it, and exports it as XLSX: the answer and the "Report" sheet.
 async fn saved_and_exported(env: &Env, name: &str, spec: &Value) -> (Value, Xlsx<Cursor<Vec<u8>>>) {
@@ -80,12 +80,7 @@ pub async fn xlsx_exports_typed_cells_and_a_pivot(env: &Env) {
                       "aggregates": [{"fn": "sum", "field": "amount"}, {"fn": "count"}, {"fn": "max", "field": "close_date"}]});
     let (answer, mut book) = saved_and_exported(env, "Pipeline (xlsx)", &spec).await;
     let sheet = book.worksheet_range("Report").expect("sheet Report");
-    let names: Vec<String> = answer["columns"]
-        .as_array()
-        .expect("columns")
-        .iter()
-        .map(|c| c["name"].as_str().expect("name").to_string())
-        .collect();
+    let names = column_names(&answer);
     let header: Vec<String> = (0..names.len())
         .map(|c| sheet.get((0, c)).map(|d| d.to_string()).unwrap_or_default())
         .collect();

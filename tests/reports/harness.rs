@@ -179,14 +179,19 @@ impl Env {
 
 pub use oneo_benches::answer::{canonical, cell};
 
-/// A report's `rows` keyed by its column names.
-pub fn report_rows(answer: &Value) -> Vec<Row> {
-    let names: Vec<String> = answer["columns"]
+/// A report's column names, in order.
+pub fn column_names(answer: &Value) -> Vec<String> {
+    answer["columns"]
         .as_array()
         .expect("columns")
         .iter()
         .map(|c| c["name"].as_str().expect("name").to_string())
-        .collect();
+        .collect()
+}
+
+/// A report's `rows` keyed by its column names.
+pub fn report_rows(answer: &Value) -> Vec<Row> {
+    let names = column_names(answer);
     answer["rows"]
         .as_array()
         .expect("rows")
