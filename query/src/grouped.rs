@@ -10,13 +10,17 @@ use datafusion::functions::expr_fn::date_trunc;
 use datafusion::functions_aggregate::expr_fn::{
     avg, count, count_distinct, grouping, max, median, min, sum,
 };
-use datafusion::logical_expr::{Expr, GroupingSet, SortExpr, cast, ident, lit};
+use datafusion::logical_expr::{Expr, ExprFunctionExt, GroupingSet, SortExpr, cast, ident, lit};
+use datafusion::prelude::DataFrame;
 use oneo_catalog::FieldType;
 use serde_json::Value as Json;
 
 use crate::bucket::bucket_expr;
 use crate::compare::{comparisons, with_comparisons};
+use crate::dates::DateContext;
 use crate::error::QueryError;
+use crate::filter::{combine, predicate};
+use crate::formula::{SummaryFormulas, kind_type, summary_formulas};
 use crate::matrix::shape_matrix;
 use crate::path::{Paths, Resolved};
 use crate::report::{ReportResult, Subtotal, collect};
@@ -31,7 +35,7 @@ pub(crate) struct GroupKey {
     pub kind: String,
 }
 
-fn group_key(g: &Grouping, on: Resolved, part: &str) -> Result<GroupKey, QueryError> {
+pub(crate) fn group_key(g: &Grouping, on: Resolved, part: &str) -> Result<GroupKey, QueryError> {
     let ty = on.field.field_type;
     if let Some(buckets) = &g.buckets {
         if g.date.is_some() {
@@ -79,18 +83,28 @@ fn group_key(g: &Grouping, on: Resolved, part: &str) -> Result<GroupKey, QueryEr
 
 /// An aggregate resolved: its output name, the expression over the projected input, and
 /// the type of its values.
-struct AggregateCol {
-    name: String,
+pub(crate) struct AggregateCol {
+    pub name: String,
     input: Option<Expr>,
+    /// Only rows meeting this count towards it.
+    condition: Option<Expr>,
     function: AggregateFn,
-    kind: String,
+    pub kind: String,
 }
 
-fn aggregate_col(
+pub(crate) fn aggregate_col(
     a: &Aggregate,
     paths: &mut Paths<'_>,
+    dates: &DateContext,
     part: &str,
 ) -> Result<AggregateCol, QueryError> {
+    let mut conditions = Vec::with_capacity(a.condition.len());
+    for (i, f) in a.condition.iter().enumerate() {
+        let at = format!("{part}.where[{i}]");
+        let on = paths.resolve(&f.field, &format!("{at}.field"))?;
+        conditions.push(predicate(f, &on, dates, &at)?);
+    }
+    let condition = combine(conditions, None)?;
     let on = match (&a.field, a.function) {
         (None, AggregateFn::Count) => None,
         (None, f) => {
@@ -153,6 +167,7 @@ fn aggregate_col(
     Ok(AggregateCol {
         name: a.name(),
         input,
+        condition,
         function: a.function,
         kind,
     })
@@ -188,6 +203,7 @@ pub(crate) async fn grouped(
     mut paths: Paths<'_>,
     filter: Option<Expr>,
     limit: usize,
+    dates: &DateContext,
 ) -> Result<ReportResult, QueryError> {
     let matrix = spec.kind == ReportKind::Matrix;
     let (max_rows, max_cols) = if matrix { (2, 2) } else { (3, 0) };
@@ -230,6 +246,7 @@ pub(crate) async fn grouped(
         field: None,
         alias: None,
         compare: None,
+        condition: Vec::new(),
     }];
     let aggregates = if spec.aggregates.is_empty() {
         &default_count[..]
@@ -239,11 +256,19 @@ pub(crate) async fn grouped(
     let aggs = aggregates
         .iter()
         .enumerate()
-        .map(|(j, a)| aggregate_col(a, &mut paths, &format!("aggregates[{j}]")))
+        .map(|(j, a)| aggregate_col(a, &mut paths, dates, &format!("aggregates[{j}]")))
         .collect::<Result<Vec<_>, _>>()?;
     let compares = comparisons(aggregates, spec.kind)?;
-    check_unique_names(&keys, &aggs)?;
-    let order = sort_keys(spec, &keys, &aggs)?;
+    let operands: Vec<_> = aggs
+        .iter()
+        .enumerate()
+        .map(|(j, a)| (a.name.clone(), kind_type(&a.kind), ident(value(j))))
+        .collect();
+    let formulas = summary_formulas(&spec.formulas, &operands, dates.today(), "formulas")?;
+    let mut values: Vec<&str> = aggs.iter().map(|a| a.name.as_str()).collect();
+    values.extend(formulas.compiled.iter().map(|(n, _)| n.as_str()));
+    check_unique_names(&keys, &values)?;
+    let order = sort_keys(spec, &keys, &values)?;
 
     let mut df = paths.plan(session).await?;
     if let Some(f) = filter {
@@ -255,11 +280,7 @@ pub(crate) async fn grouped(
         .enumerate()
         .map(|(i, k)| k.expr.clone().alias(key(i)))
         .collect();
-    for (j, a) in aggs.iter().enumerate() {
-        if let Some(input) = &a.input {
-            projection.push(input.clone().alias(format!("__a{j}")));
-        }
-    }
+    projection.extend(inputs(&aggs));
     let df = df.select(projection)?;
     let n_rows = spec.groupings.len();
     let sets = grouping_sets(n_rows, keys.len() - n_rows);
@@ -268,26 +289,18 @@ pub(crate) async fn grouped(
             .map(|s| s.iter().map(|&i| ident(key(i))).collect())
             .collect(),
     ));
-    let mut agg_exprs: Vec<Expr> = aggs
-        .iter()
-        .enumerate()
-        .map(|(j, a)| {
-            let input = a
-                .input
-                .as_ref()
-                .map_or(lit(1), |_| ident(format!("__a{j}")));
-            aggregate_expr(a.function, input).alias(value(j))
-        })
-        .collect();
+    let mut agg_exprs = aggregate_exprs(&aggs, value)?;
     for i in 0..keys.len() {
         agg_exprs.push(grouping(ident(key(i))).alias(level(i)));
     }
-    let mut df = df.aggregate(vec![group], agg_exprs)?;
+    let df = df.aggregate(vec![group], agg_exprs)?;
+    let mut df = with_formulas(df, keys.len(), aggs.len(), &formulas)?;
     if !compares.is_empty() {
         df = with_comparisons(df, keys.len(), &compares)?;
     }
     let batches = collect(session, df.sort(order)?).await?;
-    let levels = Levels::read(&batches, keys.len(), aggs.len() + compares.len())?;
+    let n_values = aggs.len() + formulas.compiled.len();
+    let levels = Levels::read(&batches, keys.len(), n_values + compares.len())?;
     let mut columns: Vec<ColumnInfo> = keys
         .iter()
         .map(|k| ColumnInfo {
@@ -298,6 +311,10 @@ pub(crate) async fn grouped(
     columns.extend(aggs.iter().map(|a| ColumnInfo {
         name: a.name.clone(),
         kind: a.kind.clone(),
+    }));
+    columns.extend(formulas.compiled.iter().map(|(n, _)| ColumnInfo {
+        name: n.clone(),
+        kind: "decimal".into(),
     }));
     columns.extend(compares.iter().map(|&(j, c)| ColumnInfo {
         name: format!("{}:{}", aggs[j].name, c.as_str()),
@@ -322,21 +339,43 @@ pub(crate) async fn grouped(
             freshness,
         });
     }
+    Ok(summary_answer(
+        ReportKind::Summary,
+        levels,
+        keys.len(),
+        n_values,
+        columns,
+        limit,
+        freshness,
+    ))
+}
+
+/// A summary-shaped answer from grouping-sets rows: the innermost groups as rows (cut at
+/// `limit`), the outer groups as subtotals and the empty grouping as the totals, each with
+/// its first `n_values` values (comparisons are shown for the innermost groups only).
+pub(crate) fn summary_answer(
+    kind: ReportKind,
+    levels: Levels,
+    n_keys: usize,
+    n_values: usize,
+    columns: Vec<ColumnInfo>,
+    limit: usize,
+    freshness: Freshness,
+) -> ReportResult {
     let mut detail = Vec::new();
     let mut subtotals = Vec::new();
     let mut totals = None;
     for row in levels.rows {
-        if row.grouped == keys.len() {
+        if row.grouped == n_keys {
             let mut r = row.keys;
             r.extend(row.values);
             detail.push(r);
         } else if row.grouped == 0 {
-            // Comparisons are shown for the innermost groups only.
-            totals = Some(row.values[..aggs.len()].to_vec());
+            totals = Some(row.values[..n_values].to_vec());
         } else {
             subtotals.push(Subtotal {
                 groups: row.keys[..row.grouped].to_vec(),
-                values: row.values[..aggs.len()].to_vec(),
+                values: row.values[..n_values].to_vec(),
             });
         }
     }
@@ -348,22 +387,81 @@ pub(crate) async fn grouped(
         // show; the grand total still covers every row.
         let shown: HashSet<String> = detail
             .iter()
-            .flat_map(|r| (1..keys.len()).map(|n| Json::from(r[..n].to_vec()).to_string()))
+            .flat_map(|r| (1..n_keys).map(|n| Json::from(r[..n].to_vec()).to_string()))
             .collect();
         subtotals.retain(|s| shown.contains(&Json::from(s.groups.clone()).to_string()));
     }
-    Ok(ReportResult {
-        kind: ReportKind::Summary,
+    ReportResult {
+        kind,
         columns,
         row_count: detail.len(),
         rows: detail,
-        subtotals: (keys.len() > 1).then_some(subtotals),
+        subtotals: (n_keys > 1).then_some(subtotals),
         totals: Some(totals.unwrap_or_default()),
         matrix: None,
         truncated,
         total,
         freshness,
-    })
+    }
+}
+
+/// The projected input and condition columns of `aggs` (`__a<j>`, `__p<j>`).
+pub(crate) fn inputs(aggs: &[AggregateCol]) -> Vec<Expr> {
+    let mut out = Vec::new();
+    for (j, a) in aggs.iter().enumerate() {
+        if let Some(input) = &a.input {
+            out.push(input.clone().alias(format!("__a{j}")));
+        }
+        if let Some(c) = &a.condition {
+            out.push(c.clone().alias(format!("__p{j}")));
+        }
+    }
+    out
+}
+
+/// The aggregate expressions over the columns [`inputs`] projected, each named by `name(j)`.
+pub(crate) fn aggregate_exprs(
+    aggs: &[AggregateCol],
+    name: impl Fn(usize) -> String,
+) -> Result<Vec<Expr>, QueryError> {
+    let mut out = Vec::with_capacity(aggs.len());
+    for (j, a) in aggs.iter().enumerate() {
+        let input = a
+            .input
+            .as_ref()
+            .map_or(lit(1), |_| ident(format!("__a{j}")));
+        let mut e = aggregate_expr(a.function, input);
+        if a.condition.is_some() {
+            // FILTER (WHERE …): a row whose condition is false or null doesn't count.
+            e = e.filter(ident(format!("__p{j}"))).build()?;
+        }
+        out.push(e.alias(name(j)));
+    }
+    Ok(out)
+}
+
+/// Adds the formula columns after the aggregate values (`__v<n_aggs + k>`), before the
+/// grouping flags: keys, values, formulas, flags.
+pub(crate) fn with_formulas(
+    df: DataFrame,
+    n_keys: usize,
+    n_aggs: usize,
+    formulas: &SummaryFormulas,
+) -> Result<DataFrame, QueryError> {
+    if formulas.compiled.is_empty() {
+        return Ok(df);
+    }
+    let mut out: Vec<Expr> = (0..n_keys).map(|i| ident(key(i))).collect();
+    out.extend((0..n_aggs).map(|j| ident(value(j))));
+    out.extend(
+        formulas
+            .compiled
+            .iter()
+            .enumerate()
+            .map(|(k, (_, e))| e.clone().alias(value(n_aggs + k))),
+    );
+    out.extend((0..n_keys).map(|i| ident(level(i))));
+    Ok(df.select(out)?)
 }
 
 fn kind_name(k: ReportKind) -> &'static str {
@@ -377,7 +475,7 @@ fn kind_name(k: ReportKind) -> &'static str {
 
 /// Summary (no column keys): every prefix of the groupings (ROLLUP). Matrix: every prefix of
 /// the row groupings with every prefix of the column groupings.
-fn grouping_sets(n_rows: usize, n_cols: usize) -> Vec<Vec<usize>> {
+pub(crate) fn grouping_sets(n_rows: usize, n_cols: usize) -> Vec<Vec<usize>> {
     let mut sets = Vec::new();
     for r in (0..=n_rows).rev() {
         for c in (0..=n_cols).rev() {
@@ -389,12 +487,12 @@ fn grouping_sets(n_rows: usize, n_cols: usize) -> Vec<Vec<usize>> {
     sets
 }
 
-fn check_unique_names(keys: &[GroupKey], aggs: &[AggregateCol]) -> Result<(), QueryError> {
+pub(crate) fn check_unique_names(keys: &[GroupKey], values: &[&str]) -> Result<(), QueryError> {
     let mut seen = std::collections::HashSet::new();
     for name in keys
         .iter()
-        .map(|k| &k.name)
-        .chain(aggs.iter().map(|a| &a.name))
+        .map(|k| k.name.as_str())
+        .chain(values.iter().copied())
     {
         if !seen.insert(name) {
             return Err(QueryError::spec(
@@ -408,22 +506,22 @@ fn check_unique_names(keys: &[GroupKey], aggs: &[AggregateCol]) -> Result<(), Qu
 
 /// The spec's sort (by output names), then the groupings in order so that the answer is
 /// deterministic.
-fn sort_keys(
+pub(crate) fn sort_keys(
     spec: &ReportSpec,
     keys: &[GroupKey],
-    aggs: &[AggregateCol],
+    values: &[&str],
 ) -> Result<Vec<SortExpr>, QueryError> {
     let mut order = Vec::new();
     for (i, s) in spec.sort.iter().enumerate() {
         let column = if let Some(k) = keys.iter().position(|k| k.name == s.by) {
             key(k)
-        } else if let Some(j) = aggs.iter().position(|a| a.name == s.by) {
+        } else if let Some(j) = values.iter().position(|v| *v == s.by) {
             value(j)
         } else {
             let names: Vec<&str> = keys
                 .iter()
                 .map(|k| k.name.as_str())
-                .chain(aggs.iter().map(|a| a.name.as_str()))
+                .chain(values.iter().copied())
                 .collect();
             return Err(QueryError::spec(
                 format!("sort[{i}].by"),
@@ -458,7 +556,11 @@ pub(crate) struct Levels {
 }
 
 impl Levels {
-    fn read(batches: &[RecordBatch], n_keys: usize, n_values: usize) -> Result<Self, QueryError> {
+    pub(crate) fn read(
+        batches: &[RecordBatch],
+        n_keys: usize,
+        n_values: usize,
+    ) -> Result<Self, QueryError> {
         let mut out = Vec::new();
         for row in rows(batches) {
             if row.len() != n_keys * 2 + n_values {

@@ -24,7 +24,9 @@ mod compare;
 mod dates;
 mod error;
 mod filter;
+mod formula;
 mod grouped;
+mod joined;
 mod matrix;
 mod path;
 mod report;
@@ -40,8 +42,8 @@ pub use oneo_catalog::lake::format_lsn;
 pub use report::{DEFAULT_LIMIT, MAX_LIMIT, ReportResult, Subtotal, run_report};
 pub use result::{ColumnInfo, Freshness};
 pub use spec::{
-    Aggregate, AggregateFn, Bucket, Comparison, DatePeriod, Filter, FilterOp, Grouping,
-    RelatedFilter, ReportKind, ReportSpec, SortKey,
+    Aggregate, AggregateFn, Block, Bucket, Comparison, DatePeriod, Filter, FilterOp, Grouping,
+    RelatedFilter, ReportKind, ReportSpec, SortKey, SummaryFormula,
 };
 pub use sql::{
     SQL_ROW_LIMIT, SqlResult, bind_parameters, execute_stream, parameter_fields, plan_query,

@@ -1,9 +1,14 @@
 //! Field paths (`deal.company.industry` is `company.industry` from `deal`): each hop follows
 //! a lookup with a left join, each distinct hop joined once.
 
+use chrono::NaiveDate;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
 use datafusion::common::{Column, JoinType};
 use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{cast, lit, when};
 use datafusion::prelude::DataFrame;
+use oneo_catalog::formula::{Formula, FormulaType};
 use oneo_catalog::{FieldDef, FieldType};
 
 use crate::error::QueryError;
@@ -13,6 +18,9 @@ use crate::workspace::{ObjectDef, WorkspaceSchema, WorkspaceSession, system_fiel
 const ROOT: &str = "t0";
 /// Longest path: a lookup chain longer than this is almost certainly a mistake.
 const MAX_HOPS: usize = 5;
+/// Formula fields reading formula fields: deeper than this is refused (the catalog refuses
+/// cycles when fields are defined; this keeps a bad catalog from recursing forever).
+const MAX_FORMULA_DEPTH: usize = 16;
 
 /// A path resolved to a column of the joined plan.
 #[derive(Debug, Clone)]
@@ -36,6 +44,8 @@ pub struct Paths<'a> {
     schema: &'a WorkspaceSchema,
     root: &'a ObjectDef,
     joins: Vec<Join>,
+    /// What a formula's `TODAY()` means: the workspace's date.
+    today: NaiveDate,
 }
 
 fn column(alias: &str, name: &str) -> Expr {
@@ -43,7 +53,11 @@ fn column(alias: &str, name: &str) -> Expr {
 }
 
 impl<'a> Paths<'a> {
-    pub fn new(schema: &'a WorkspaceSchema, object: &str) -> Result<Self, QueryError> {
+    pub fn new(
+        schema: &'a WorkspaceSchema,
+        object: &str,
+        today: NaiveDate,
+    ) -> Result<Self, QueryError> {
         let root = schema.object(object).ok_or_else(|| {
             QueryError::spec(
                 "object",
@@ -57,11 +71,16 @@ impl<'a> Paths<'a> {
             schema,
             root,
             joins: Vec::new(),
+            today,
         })
     }
 
     /// Resolves `path`; `part` says where it came from, for errors.
     pub fn resolve(&mut self, path: &str, part: &str) -> Result<Resolved, QueryError> {
+        self.resolve_at(path, part, 0)
+    }
+
+    fn resolve_at(&mut self, path: &str, part: &str, depth: usize) -> Result<Resolved, QueryError> {
         let segments: Vec<&str> = path.split('.').collect();
         if segments.iter().any(|s| s.is_empty()) {
             return Err(QueryError::spec(
@@ -119,11 +138,15 @@ impl<'a> Paths<'a> {
                 .cloned()
                 .ok_or_else(|| unknown(part, path, last, object))?,
         };
+        if field.field_type == FieldType::Formula {
+            let through = (!prefix.is_empty()).then(|| column(&alias, "id"));
+            return self.formula(path, part, &prefix, through, field, depth);
+        }
         if !field.field_type.is_stored() {
             return Err(QueryError::spec(
                 part,
                 format!(
-                    "`{path}` is a {} field; computed fields are not available in reports yet",
+                    "`{path}` is a {} field; rollups are not available in reports yet",
                     field.field_type.as_str()
                 ),
             ));
@@ -132,6 +155,67 @@ impl<'a> Paths<'a> {
             path: path.to_string(),
             expr: column(&alias, last),
             field,
+        })
+    }
+
+    /// A formula field: its expression compiled over the same record's fields (reached
+    /// through the same joins), typed as the field it yields.
+    fn formula(
+        &mut self,
+        path: &str,
+        part: &str,
+        prefix: &str,
+        through: Option<Expr>,
+        field: FieldDef,
+        depth: usize,
+    ) -> Result<Resolved, QueryError> {
+        if depth >= MAX_FORMULA_DEPTH {
+            return Err(QueryError::spec(
+                part,
+                format!("`{path}`: formulas nest more than {MAX_FORMULA_DEPTH} deep"),
+            ));
+        }
+        let bad = |m: String| QueryError::spec(part, format!("`{path}`: {m}"));
+        let source = field
+            .expression
+            .as_deref()
+            .ok_or_else(|| bad("the formula has no expression".into()))?;
+        let parsed = Formula::parse(source).map_err(bad)?;
+        let today = self.today;
+        let mut operand = |name: &str| {
+            let p = if prefix.is_empty() {
+                name.to_string()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            self.resolve_at(&p, part, depth + 1).map(|r| r.expr)
+        };
+        let mut expr = crate::formula::compile(&parsed.expr, &mut operand, today, part)?;
+        if let Some(id) = through {
+            // No record at the end of the lookups: no value, whatever the formula would make
+            // of the missing fields (a CASE's ELSE, a COALESCE).
+            expr = when(id.is_null(), lit(ScalarValue::Null)).otherwise(expr)?;
+        }
+        let (ty, expr) = match field.result_type {
+            Some(FormulaType::Number) => (
+                FieldType::Number,
+                cast(
+                    expr,
+                    DataType::Decimal128(38, i8::try_from(field.scale()).unwrap_or(10)),
+                ),
+            ),
+            Some(FormulaType::Text) => (FieldType::Text, expr),
+            Some(FormulaType::Boolean) => (FieldType::Boolean, expr),
+            Some(FormulaType::Date) => (FieldType::Date, expr),
+            Some(FormulaType::Datetime) => (FieldType::Datetime, expr),
+            None => return Err(bad("the formula has no known result type".into())),
+        };
+        let mut typed = FieldDef::new(&field.api_name, &field.label, ty);
+        typed.scale = Some(field.scale());
+        Ok(Resolved {
+            path: path.to_string(),
+            expr,
+            field: typed,
         })
     }
 

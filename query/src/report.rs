@@ -67,35 +67,75 @@ pub async fn run_report(
             format!("must be from 1 to {MAX_LIMIT}"),
         ));
     }
-    let mut paths = Paths::new(session.schema(), &spec.object)?;
-    let mut predicates = Vec::with_capacity(spec.filters.len());
-    for (i, f) in spec.filters.iter().enumerate() {
-        let part = format!("filters[{i}]");
+    if spec.kind == ReportKind::Joined {
+        return crate::joined::joined(session, spec, limit, dates).await;
+    }
+    if !spec.blocks.is_empty() {
+        return Err(QueryError::spec(
+            "blocks",
+            "only a joined report has blocks",
+        ));
+    }
+    let mut paths = Paths::new(session.schema(), &spec.object, dates.today())?;
+    let filter = conditions(
+        session,
+        &mut paths,
+        &spec.object,
+        Conditions {
+            filters: &spec.filters,
+            logic: spec.filter_logic.as_deref(),
+            related: &spec.related,
+            part: "",
+        },
+        dates,
+    )
+    .await?;
+    if spec.kind == ReportKind::Tabular {
+        tabular(session, spec, paths, filter, limit).await
+    } else {
+        crate::grouped::grouped(session, spec, paths, filter, limit, dates).await
+    }
+}
+
+/// A report's (or a block's) record conditions; `part` prefixes the places errors name
+/// (`blocks[1].` in a joined report).
+pub(crate) struct Conditions<'s> {
+    pub filters: &'s [crate::spec::Filter],
+    pub logic: Option<&'s str>,
+    pub related: &'s [RelatedFilter],
+    pub part: &'s str,
+}
+
+/// The filters combined by their logic, ANDed with the cross-object filters.
+pub(crate) async fn conditions(
+    session: &WorkspaceSession,
+    paths: &mut Paths<'_>,
+    object: &str,
+    c: Conditions<'_>,
+    dates: &DateContext,
+) -> Result<Option<Expr>, QueryError> {
+    let mut predicates = Vec::with_capacity(c.filters.len());
+    for (i, f) in c.filters.iter().enumerate() {
+        let part = format!("{}filters[{i}]", c.part);
         let on = paths.resolve(&f.field, &format!("{part}.field"))?;
         predicates.push(predicate(f, &on, dates, &part)?);
     }
-    let mut filter = combine(predicates, spec.filter_logic.as_deref())?;
-    for (i, r) in spec.related.iter().enumerate() {
+    let mut filter = combine(predicates, c.logic).map_err(|e| match e {
+        QueryError::Spec { part, message } => {
+            QueryError::spec(format!("{}{part}", c.part), message)
+        }
+        other => other,
+    })?;
+    for (i, r) in c.related.iter().enumerate() {
         let id = paths.resolve("id", "related")?;
-        let cond = related_filter(session, &spec.object, r, id.expr, dates, i).await?;
+        let part = format!("{}related[{i}]", c.part);
+        let cond = related_filter(session, object, r, id.expr, dates, &part).await?;
         filter = Some(match filter {
             Some(f) => f.and(cond),
             None => cond,
         });
     }
-    let result = match spec.kind {
-        ReportKind::Tabular => tabular(session, spec, paths, filter, limit).await?,
-        ReportKind::Summary | ReportKind::Matrix => {
-            crate::grouped::grouped(session, spec, paths, filter, limit).await?
-        }
-        ReportKind::Joined => {
-            return Err(QueryError::spec(
-                "type",
-                "joined reports are not available yet; run each block as a summary report",
-            ));
-        }
-    };
-    Ok(result)
+    Ok(filter)
 }
 
 /// `id IN (SELECT via FROM related WHERE …)`, or `NOT IN` for `without`; DataFusion turns
@@ -106,10 +146,9 @@ async fn related_filter(
     r: &RelatedFilter,
     id: Expr,
     dates: &DateContext,
-    i: usize,
+    part: &str,
 ) -> Result<Expr, QueryError> {
-    let part = format!("related[{i}]");
-    let mut paths = Paths::new(session.schema(), &r.object)
+    let mut paths = Paths::new(session.schema(), &r.object, dates.today())
         .map_err(|e| QueryError::spec(format!("{part}.object"), e.to_string()))?;
     let via = paths.resolve(&r.via, &format!("{part}.via"))?;
     if via.field.field_type != FieldType::Lookup || via.field.target.as_deref() != Some(object) {
@@ -135,7 +174,8 @@ async fn related_filter(
     }
     let sub = df
         .select(vec![via.expr.alias("__via")])?
-        .alias(&format!("__related{i}"))?
+        // Unique per related filter in the plan (a dot would read as a schema).
+        .alias(&format!("__{}", part.replace(['.', '[', ']'], "_")))?
         .into_unoptimized_plan();
     Ok(if r.without {
         not_in_subquery(id, std::sync::Arc::new(sub))
@@ -159,6 +199,7 @@ async fn tabular(
     }
     let only_summary = [
         ("groupings", spec.groupings.is_empty()),
+        ("formulas", spec.formulas.is_empty()),
         ("column_groupings", spec.column_groupings.is_empty()),
         ("aggregates", spec.aggregates.is_empty()),
     ];

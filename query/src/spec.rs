@@ -43,12 +43,60 @@ pub struct ReportSpec {
     pub column_groupings: Vec<Grouping>,
     #[serde(default)]
     pub aggregates: Vec<Aggregate>,
+    /// Summary, matrix and joined: formulas over the aggregates, computed for every group,
+    /// subtotal and total (in a joined report an aggregate is `<block>.<aggregate>`).
+    #[serde(default)]
+    pub formulas: Vec<SummaryFormula>,
+    /// Joined: 1 to 5 blocks, each with its own object, filters and aggregates, sharing the
+    /// report's groupings.
+    #[serde(default)]
+    pub blocks: Vec<Block>,
     #[serde(default)]
     pub sort: Vec<SortKey>,
     /// Most rows returned (tabular: records; summary: groups). Beyond it the response says
     /// `truncated` and gives the total.
     #[serde(default)]
     pub limit: Option<usize>,
+}
+
+/// A summary formula: arithmetic over a group's aggregates, e.g. `won_amount / sum_amount *
+/// 100`, in the formula language of formula fields (`IF`, `ROUND`, `COALESCE`, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SummaryFormula {
+    /// The output column's name; other formulas may read it.
+    #[serde(rename = "as")]
+    pub name: String,
+    pub formula: String,
+    /// Digits after the point (0 to 10, default 2).
+    #[serde(default)]
+    pub scale: Option<u32>,
+}
+
+/// One block of a joined report: a summary of its own object, grouped by the report's
+/// groupings (each path resolved from this block's object).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Block {
+    /// Prefixes the block's aggregate columns: `<name>.<aggregate>`.
+    pub name: String,
+    /// The block's object; the report's `object` when absent.
+    #[serde(default)]
+    pub object: Option<String>,
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+    #[serde(default)]
+    pub filter_logic: Option<String>,
+    #[serde(default)]
+    pub related: Vec<RelatedFilter>,
+    /// A row count when empty.
+    #[serde(default)]
+    pub aggregates: Vec<Aggregate>,
+    /// This block's path for each shared grouping, when its object reaches the shared field
+    /// another way (`deal.company.industry` from activities beside `company.industry` from
+    /// deals); the groupings' own paths when empty.
+    #[serde(default)]
+    pub grouping_fields: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +259,10 @@ pub struct Aggregate {
     /// neighbours, in a column named `<name>:<comparison>`.
     #[serde(default)]
     pub compare: Option<Comparison>,
+    /// Only the rows meeting these conditions (ANDed) count towards this aggregate, e.g. the
+    /// amount of won deals beside the amount of all deals.
+    #[serde(default, rename = "where")]
+    pub condition: Vec<Filter>,
 }
 
 /// How a group's aggregate relates to the groups around it.

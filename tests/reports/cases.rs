@@ -10,7 +10,128 @@ pub struct Case {
     pub sql: &'static str,
 }
 
+/// Formula fields the formula cases read, defined on `deal` before the cases run: (API name,
+/// expression).
+pub const DEAL_FORMULAS: [(&str, &str); 4] = [
+    ("weighted_amount", "amount * probability / 100"),
+    (
+        "size_label",
+        "CASE WHEN amount >= 50000 THEN 'large' ELSE 'small' END",
+    ),
+    ("close_year", "YEAR(close_date)"),
+    // A formula reading a formula.
+    ("weighted_k", "ROUND(weighted_amount / 1000, 1)"),
+];
+
 pub fn cases() -> Vec<Case> {
+    let mut all = record_cases();
+    all.extend(formula_cases());
+    all
+}
+
+fn formula_cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "formula fields as a grouping and in aggregates",
+            spec: json!({"type": "summary", "object": "deal", "groupings": [{"field": "size_label"}],
+                         "aggregates": [{"fn": "sum", "field": "weighted_amount"}, {"fn": "max", "field": "weighted_k"},
+                                        {"fn": "count_distinct", "field": "close_year"}]}),
+            sql: "SELECT CASE WHEN d.amount >= 50000 THEN 'large' ELSE 'small' END AS size_label,
+                        sum(round(d.amount * d.probability / 100, 2)) AS sum_weighted_amount,
+                        max(round(round(d.amount * d.probability / 100, 2) / 1000, 1)) AS max_weighted_k,
+                        count(DISTINCT extract(year FROM d.close_date)) AS count_distinct_close_year
+                   FROM rel.deal d GROUP BY 1",
+        },
+        Case {
+            name: "formula fields in a filter and as tabular columns",
+            spec: json!({"type": "tabular", "object": "deal", "columns": ["name", "weighted_amount", "close_year", "size_label"],
+                         "filters": [{"field": "weighted_amount", "op": "gt", "value": "20000"},
+                                     {"field": "close_year", "op": "ge", "value": 2025}],
+                         "limit": 5000}),
+            sql: "SELECT d.name, round(d.amount * d.probability / 100, 2) AS weighted_amount, extract(year FROM d.close_date) AS close_year,
+                        CASE WHEN d.amount >= 50000 THEN 'large' ELSE 'small' END AS size_label
+                   FROM rel.deal d WHERE round(d.amount * d.probability / 100, 2) > 20000 AND extract(year FROM d.close_date) >= 2025",
+        },
+        Case {
+            name: "a formula field through a lookup",
+            spec: json!({"type": "summary", "object": "activity", "groupings": [{"field": "deal.size_label"}],
+                         "aggregates": [{"fn": "count"}, {"fn": "avg", "field": "deal.weighted_amount"}]}),
+            sql: "SELECT CASE WHEN d.id IS NULL THEN NULL WHEN d.amount >= 50000 THEN 'large' ELSE 'small' END AS \"deal.size_label\",
+                        count(*) AS count, avg(round(d.amount * d.probability / 100, 2)) AS \"avg_deal.weighted_amount\"
+                   FROM rel.activity a LEFT JOIN rel.deal d ON d.id = a.deal_id GROUP BY 1",
+        },
+        Case {
+            name: "summary formula over conditional aggregates (won rate)",
+            spec: json!({"type": "summary", "object": "deal", "groupings": [{"field": "lead_source"}],
+                         "aggregates": [{"fn": "sum", "field": "amount", "as": "won_amount",
+                                         "where": [{"field": "stage", "op": "equals", "value": "closed_won"}]},
+                                        {"fn": "sum", "field": "amount"},
+                                        {"fn": "count", "as": "won", "where": [{"field": "stage", "op": "equals", "value": "closed_won"},
+                                                                             {"field": "amount", "op": "ge", "value": 1000}]}],
+                         "formulas": [{"as": "won_rate", "formula": "won_amount / sum_amount * 100"},
+                                      {"as": "avg_won", "formula": "COALESCE(won_amount, 0) / won", "scale": 4}]}),
+            sql: "SELECT lead_source, sum(amount) FILTER (WHERE stage = 'closed_won') AS won_amount, sum(amount) AS sum_amount,
+                         count(*) FILTER (WHERE stage = 'closed_won' AND amount >= 1000) AS won,
+                         round(sum(amount) FILTER (WHERE stage = 'closed_won') / nullif(sum(amount), 0) * 100, 2) AS won_rate,
+                         round(coalesce(sum(amount) FILTER (WHERE stage = 'closed_won'), 0)
+                               / nullif(count(*) FILTER (WHERE stage = 'closed_won' AND amount >= 1000), 0), 4) AS avg_won
+                    FROM rel.deal GROUP BY lead_source",
+        },
+        Case {
+            name: "a summary formula reading a formula, with IF",
+            spec: json!({"type": "summary", "object": "deal", "groupings": [{"field": "owner"}, {"field": "stage"}],
+                         "aggregates": [{"fn": "count"}, {"fn": "avg", "field": "probability"}],
+                         "formulas": [{"as": "doubled", "formula": "per_deal * 2"},
+                                      {"as": "per_deal", "formula": "IF(count > 20, avg_probability, 0)", "scale": 3}]}),
+            sql: "SELECT owner, stage, count(*) AS count, avg(probability) AS avg_probability,
+                         round(round(CASE WHEN count(*) > 20 THEN avg(probability) ELSE 0 END, 3) * 2, 2) AS doubled,
+                         round(CASE WHEN count(*) > 20 THEN avg(probability) ELSE 0 END, 3) AS per_deal
+                    FROM rel.deal GROUP BY owner, stage",
+        },
+        Case {
+            name: "joined: contacts, won and lost deals by lead source, with a cross-block formula",
+            spec: json!({"type": "joined", "object": "deal", "groupings": [{"field": "lead_source"}],
+                         "blocks": [{"name": "contacts", "object": "contact"},
+                                    {"name": "won", "filters": [{"field": "stage", "op": "equals", "value": "closed_won"}],
+                                     "aggregates": [{"fn": "sum", "field": "amount"}, {"fn": "count"}]},
+                                    {"name": "lost", "filters": [{"field": "stage", "op": "equals", "value": "closed_lost"},
+                                                                 {"field": "amount", "op": "gt", "value": 90000}]}],
+                         "formulas": [{"as": "won_per_contact", "formula": "won.sum_amount / contacts.count"}]}),
+            sql: "WITH c AS (SELECT lead_source, count(*) AS n FROM rel.contact GROUP BY 1),
+                       w AS (SELECT lead_source, sum(amount) AS s, count(*) AS n FROM rel.deal WHERE stage = 'closed_won' GROUP BY 1),
+                       l AS (SELECT lead_source, count(*) AS n FROM rel.deal WHERE stage = 'closed_lost' AND amount > 90000 GROUP BY 1),
+                       k AS (SELECT lead_source FROM c UNION SELECT lead_source FROM w UNION SELECT lead_source FROM l)
+                  SELECT k.lead_source,
+                         c.n AS \"contacts.count\", w.s AS \"won.sum_amount\", w.n AS \"won.count\", l.n AS \"lost.count\",
+                         round(w.s / nullif(c.n, 0), 2) AS won_per_contact
+                    FROM k LEFT JOIN c ON c.lead_source IS NOT DISTINCT FROM k.lead_source
+                    LEFT JOIN w ON w.lead_source IS NOT DISTINCT FROM k.lead_source
+                    LEFT JOIN l ON l.lead_source IS NOT DISTINCT FROM k.lead_source",
+        },
+        Case {
+            name: "joined across objects by different paths to one field, two groupings",
+            spec: json!({"type": "joined", "object": "deal",
+                         "groupings": [{"field": "company.industry"}, {"field": "close_date", "date": "year", "as": "year"}],
+                         "blocks": [{"name": "deals", "aggregates": [{"fn": "sum", "field": "amount"}]},
+                                    {"name": "calls", "object": "activity", "grouping_fields": ["deal.company.industry", "deal.close_date"],
+                                     "filters": [{"field": "type", "op": "equals", "value": "call"}],
+                                     "aggregates": [{"fn": "count"}, {"fn": "median", "field": "duration_minutes"}]}]}),
+            sql: "WITH d AS (SELECT c.industry, date_trunc('year', d.close_date)::date AS y, sum(d.amount) AS s
+                               FROM rel.deal d LEFT JOIN rel.company c ON c.id = d.company_id GROUP BY 1, 2),
+                       a AS (SELECT c.industry, date_trunc('year', d.close_date)::date AS y, count(*) AS n,
+                                    percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_minutes)::numeric AS m
+                               FROM rel.activity a LEFT JOIN rel.deal d ON d.id = a.deal_id
+                               LEFT JOIN rel.company c ON c.id = d.company_id WHERE a.type = 'call' GROUP BY 1, 2),
+                       k AS (SELECT industry, y FROM d UNION SELECT industry, y FROM a)
+                  SELECT k.industry AS \"company.industry\", k.y AS year,
+                         d.s AS \"deals.sum_amount\", a.n AS \"calls.count\", a.m AS \"calls.median_duration_minutes\"
+                    FROM k LEFT JOIN d ON d.industry IS NOT DISTINCT FROM k.industry AND d.y IS NOT DISTINCT FROM k.y
+                    LEFT JOIN a ON a.industry IS NOT DISTINCT FROM k.industry AND a.y IS NOT DISTINCT FROM k.y",
+        },
+    ]
+}
+
+fn record_cases() -> Vec<Case> {
     vec![
         Case {
             name: "pipeline by stage",

@@ -21,6 +21,12 @@ fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reports_equal_postgres_and_refuse_bad_input() {
     let env = Env::with_data(2_000).await;
+    for (name, expression) in cases::DEAL_FORMULAS {
+        let field =
+            json!({"api_name": name, "label": name, "type": "formula", "expression": expression});
+        let (status, body) = env.post("/v1/objects/deal/fields", &field).await;
+        assert_eq!(status, 201, "formula field {name}: {body}");
+    }
 
     for case in cases() {
         let answer = env.report(&case.spec).await;
@@ -47,6 +53,8 @@ async fn reports_equal_postgres_and_refuse_bad_input() {
     ordered_and_truncated(&env).await;
     summary_subtotals_and_totals(&env).await;
     matrix_cells_subtotals_and_totals(&env).await;
+    formulas_cover_subtotals_and_totals(&env).await;
+    joined_equals_its_blocks_outer_joined(&env).await;
     sql_reads_the_lake_read_only(&env).await;
     bad_specs_are_refused_precisely(&env).await;
     other_workspaces_stay_invisible(&env).await;
@@ -472,6 +480,67 @@ async fn bad_specs_are_refused_precisely(env: &Env) {
             "filters[0].value",
             "number of days",
         ),
+        (
+            json!({"type": "summary", "object": "deal", "groupings": [{"field": "stage"}], "aggregates": [{"fn": "count"}],
+                   "formulas": [{"as": "a", "formula": "b + count"}, {"as": "b", "formula": "c * 2"}, {"as": "c", "formula": "a / 2"}]}),
+            "formulas[0].formula",
+            "cyclic: a → b → c → a",
+        ),
+        (
+            json!({"type": "summary", "object": "deal", "groupings": [{"field": "stage"}], "aggregates": [{"fn": "count"}],
+                   "formulas": [{"as": "rate", "formula": "sum_amount / count"}]}),
+            "formulas[0].formula",
+            "`sum_amount` is not an aggregate or formula of this report (they are: count, rate)",
+        ),
+        (
+            json!({"type": "summary", "object": "deal", "groupings": [{"field": "stage"}],
+                   "aggregates": [{"fn": "max", "field": "close_date"}],
+                   "formulas": [{"as": "x", "formula": "max_close_date * 2"}]}),
+            "formulas[0].formula",
+            "needs numbers",
+        ),
+        (
+            json!({"type": "summary", "object": "deal", "groupings": [{"field": "stage"}],
+                   "aggregates": [{"fn": "sum", "field": "amount", "where": [{"field": "stage", "op": "equals", "value": "won"}]}]}),
+            "aggregates[0].where[0].value",
+            "closed_won",
+        ),
+        (
+            json!({"type": "joined", "object": "deal", "groupings": [{"field": "stage"}],
+                   "blocks": [{"name": "deals"}, {"name": "acts", "object": "activity"}]}),
+            "groupings[0].field",
+            "in block `acts`",
+        ),
+        (
+            json!({"type": "joined", "object": "deal", "groupings": [{"field": "lead_source"}],
+                   "blocks": [{"name": "deals"}, {"name": "acts", "object": "activity", "grouping_fields": ["occurred_at"]}]}),
+            "groupings[0].field",
+            "a shared grouping needs one type",
+        ),
+        (
+            json!({"type": "joined", "object": "deal", "groupings": [{"field": "stage"}],
+                   "blocks": [{"name": "a"}, {"name": "b"}, {"name": "c"}, {"name": "d"}, {"name": "e"}, {"name": "f"}]}),
+            "blocks",
+            "1 to 5 blocks",
+        ),
+        (
+            json!({"type": "joined", "object": "deal", "groupings": [{"field": "stage"}], "filters": [{"field": "stage", "op": "is_null"}],
+                   "blocks": [{"name": "a"}]}),
+            "filters",
+            "go in its blocks",
+        ),
+        (
+            json!({"type": "joined", "object": "deal", "groupings": [{"field": "stage"}],
+                   "blocks": [{"name": "a", "filters": [{"field": "amount", "op": "gt", "value": "x"}]}]}),
+            "blocks[0].filters[0].value",
+            "",
+        ),
+        (
+            json!({"type": "joined", "object": "deal", "groupings": [{"field": "stage"}],
+                   "blocks": [{"name": "a"}], "formulas": [{"as": "f", "formula": "b.count / a.count"}]}),
+            "formulas[0].formula",
+            "`b.count` is not an aggregate",
+        ),
     ];
     for (spec, part, reason) in cases {
         let (status, body) = env.post("/v1/reports/run", &spec).await;
@@ -594,4 +663,136 @@ async fn relative_dates_follow_the_workspace_settings(env: &Env) {
         .send(Method::PATCH, "/v1/workspace", Some(&defaults))
         .await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// Summary formulas are computed for every level of the rollup, not only the innermost groups.
+async fn formulas_cover_subtotals_and_totals(env: &Env) {
+    let spec = json!({"type": "summary", "object": "deal", "groupings": [{"field": "owner"}, {"field": "stage"}],
+                      "aggregates": [{"fn": "sum", "field": "amount", "as": "won", "where": [{"field": "stage", "op": "equals", "value": "closed_won"}]},
+                                     {"fn": "sum", "field": "amount"}],
+                      "formulas": [{"as": "won_share", "formula": "won / sum_amount * 100", "scale": 3}]});
+    let answer = env.report(&spec).await;
+    let share =
+        "round(sum(amount) FILTER (WHERE stage = 'closed_won') / nullif(sum(amount), 0) * 100, 3)";
+    let subtotals: Vec<Row> = answer["subtotals"]
+        .as_array()
+        .expect("subtotals")
+        .iter()
+        .map(|s| {
+            Row::from([
+                ("owner".to_string(), harness::cell(&s["groups"][0])),
+                ("won_share".to_string(), harness::cell(&s["values"][2])),
+            ])
+        })
+        .collect();
+    let want = env
+        .pg(&format!(
+            "SELECT owner, {share} AS won_share FROM rel.deal GROUP BY owner"
+        ))
+        .await;
+    assert!(
+        want.iter().any(|r| r["won_share"].is_some()),
+        "some owner won something"
+    );
+    assert_eq!(sorted(subtotals), sorted(want), "the formula per owner");
+    let total = env
+        .pg(&format!("SELECT {share} AS won_share FROM rel.deal"))
+        .await;
+    assert_eq!(harness::cell(&answer["totals"][2]), total[0]["won_share"]);
+}
+
+/// A joined report equals its blocks run on their own as summary reports, outer-joined on
+/// their groups here: the rows, the subtotals and the totals.
+async fn joined_equals_its_blocks_outer_joined(env: &Env) {
+    let groupings = json!([{"field": "lead_source"}, {"field": "stage"}]);
+    let blocks = json!([
+        {"name": "open", "filters": [{"field": "stage", "op": "not_in", "value": ["closed_won", "closed_lost"]}],
+         "aggregates": [{"fn": "sum", "field": "amount"}, {"fn": "avg", "field": "probability"}]},
+        {"name": "big", "filters": [{"field": "amount", "op": "ge", "value": 25000}],
+         "aggregates": [{"fn": "count"}, {"fn": "median", "field": "amount"}]},
+    ]);
+    let joined = env
+        .report(
+            &json!({"type": "joined", "object": "deal", "groupings": groupings, "blocks": blocks}),
+        )
+        .await;
+    let names = harness::column_names(&joined);
+    assert_eq!(
+        names,
+        [
+            "lead_source",
+            "stage",
+            "open.sum_amount",
+            "open.avg_probability",
+            "big.count",
+            "big.median_amount"
+        ]
+    );
+    // Each block alone; then the outer join by group key, a missing side as nulls.
+    type Groups = std::collections::BTreeMap<String, Vec<Value>>;
+    let mut rows: Groups = Groups::new();
+    let mut subtotals: Groups = Groups::new();
+    let mut totals: Vec<Value> = Vec::new();
+    let widths = [2, 2];
+    for (b, block) in blocks.as_array().expect("blocks").iter().enumerate() {
+        let alone = env
+            .report(
+                &json!({"type": "summary", "object": "deal", "groupings": groupings,
+                            "filters": block["filters"], "aggregates": block["aggregates"]}),
+            )
+            .await;
+        let offset: usize = widths[..b].iter().sum();
+        let place = |into: &mut Groups, key: String, values: &[Value]| {
+            let slot = into.entry(key).or_insert_with(|| vec![Value::Null; 4]);
+            slot[offset..offset + values.len()].clone_from_slice(values);
+        };
+        for r in alone["rows"].as_array().expect("rows") {
+            let r = r.as_array().expect("row");
+            place(&mut rows, json!(r[..2]).to_string(), &r[2..]);
+        }
+        for s in alone["subtotals"].as_array().expect("subtotals") {
+            let values = s["values"].as_array().expect("values");
+            place(&mut subtotals, s["groups"].to_string(), values);
+        }
+        totals.extend(alone["totals"].as_array().expect("totals").iter().cloned());
+    }
+    let got: Groups = joined["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            let r = r.as_array().expect("row");
+            (json!(r[..2]).to_string(), r[2..].to_vec())
+        })
+        .collect();
+    assert!(
+        got.len() > 10,
+        "the joined report has groups: {}",
+        got.len()
+    );
+    // The join is outer: some groups come from one block only, on either side.
+    let only_big = got.values().filter(|v| v[0].is_null()).count();
+    let only_open = got.values().filter(|v| v[2].is_null()).count();
+    assert!(
+        only_big > 0 && only_open > 0,
+        "{only_big} groups only in `big`, {only_open} only in `open`"
+    );
+    assert_eq!(got, rows, "rows");
+    let got_subtotals: Groups = joined["subtotals"]
+        .as_array()
+        .expect("subtotals")
+        .iter()
+        .map(|s| {
+            (
+                s["groups"].to_string(),
+                s["values"].as_array().expect("values").clone(),
+            )
+        })
+        .collect();
+    assert_eq!(got_subtotals, subtotals, "subtotals");
+    assert_eq!(
+        joined["totals"].as_array().expect("totals"),
+        &totals,
+        "totals"
+    );
 }

@@ -236,6 +236,14 @@ fn convert(e: &sql::Expr) -> Result<Expr, String> {
     use sql::Expr as S;
     Ok(match e {
         S::Identifier(id) => Expr::Field(id.value.clone()),
+        // `won.sum_amount`: a name with dots, which only a joined report's formulas resolve.
+        S::CompoundIdentifier(parts) => Expr::Field(
+            parts
+                .iter()
+                .map(|p| p.value.as_str())
+                .collect::<Vec<_>>()
+                .join("."),
+        ),
         S::Nested(inner) => convert(inner)?,
         S::Value(v) => match &v.value {
             sql::Value::Number(n, _) => Expr::Number(
