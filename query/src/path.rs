@@ -5,11 +5,13 @@ use chrono::NaiveDate;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 use datafusion::common::{Column, JoinType};
+use datafusion::functions::expr_fn::coalesce;
+use datafusion::functions_aggregate::expr_fn::{count, max, min, sum};
 use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::{cast, lit, when};
 use datafusion::prelude::DataFrame;
 use oneo_catalog::formula::{Formula, FormulaType};
-use oneo_catalog::{FieldDef, FieldType};
+use oneo_catalog::{FieldDef, FieldType, RollupFunction};
 
 use crate::error::QueryError;
 use crate::workspace::{ObjectDef, WorkspaceSchema, WorkspaceSession, system_field};
@@ -31,12 +33,22 @@ pub struct Resolved {
 }
 
 struct Join {
-    /// The lookup path this join follows (`company`, `company.parent`).
+    /// The lookup path this join follows (`company`, `company.parent`), or for a rollup the
+    /// path of the rollup field itself.
     prefix: String,
     alias: String,
     object: String,
-    /// The lookup column it joins on, in the plan so far.
+    /// The column it joins on, in the plan so far: a lookup's value, or for a rollup the id
+    /// of the record that owns it.
     on: Expr,
+    /// A rollup: the child records aggregated per parent, one row each, joined by `via`.
+    rollup: Option<RollupJoin>,
+}
+
+struct RollupJoin {
+    via: String,
+    function: RollupFunction,
+    field: Option<String>,
 }
 
 /// Resolves paths from one primary object and builds the joins they need.
@@ -142,14 +154,9 @@ impl<'a> Paths<'a> {
             let through = (!prefix.is_empty()).then(|| column(&alias, "id"));
             return self.formula(path, part, &prefix, through, field, depth);
         }
-        if !field.field_type.is_stored() {
-            return Err(QueryError::spec(
-                part,
-                format!(
-                    "`{path}` is a {} field; rollups are not available in reports yet",
-                    field.field_type.as_str()
-                ),
-            ));
+        if field.field_type == FieldType::Rollup {
+            let owner = column(&alias, "id");
+            return self.rollup(path, part, owner, field);
         }
         Ok(Resolved {
             path: path.to_string(),
@@ -219,8 +226,106 @@ impl<'a> Paths<'a> {
         })
     }
 
+    /// A rollup field: its child records aggregated per parent in a subquery, left-joined
+    /// on the parent's id. No children reads as the API shows it: a count or sum of 0, a
+    /// min or max of null.
+    fn rollup(
+        &mut self,
+        path: &str,
+        part: &str,
+        owner: Expr,
+        field: FieldDef,
+    ) -> Result<Resolved, QueryError> {
+        let bad = |m: String| QueryError::spec(part, format!("`{path}`: {m}"));
+        let spec = field
+            .rollup
+            .as_ref()
+            .ok_or_else(|| bad("the rollup has no definition".into()))?;
+        let child = self.schema.object(&spec.object).ok_or_else(|| {
+            bad(format!(
+                "its object `{}` is not in this workspace",
+                spec.object
+            ))
+        })?;
+        let via = child
+            .field(&spec.via)
+            .ok_or_else(|| bad(format!("`{}` has no field `{}`", spec.object, spec.via)))?;
+        if via.field_type != FieldType::Lookup {
+            return Err(bad(format!(
+                "`{}.{}` is not a lookup",
+                spec.object, spec.via
+            )));
+        }
+        let target = match &spec.field {
+            None => None,
+            Some(n) => Some(
+                child
+                    .field(n)
+                    .filter(|f| f.field_type.is_stored())
+                    .ok_or_else(|| bad(format!("`{}` has no stored field `{n}`", spec.object)))?,
+            ),
+        };
+        let mut typed = match (spec.function, target) {
+            (RollupFunction::Count, _) => {
+                let mut f = FieldDef::new(&field.api_name, &field.label, FieldType::Number);
+                f.scale = Some(0);
+                f
+            }
+            (RollupFunction::Sum, Some(t)) => {
+                let mut f = FieldDef::new(&field.api_name, &field.label, FieldType::Number);
+                f.scale = Some(t.scale());
+                f
+            }
+            (_, Some(t)) => {
+                let mut f = t.clone();
+                f.api_name.clone_from(&field.api_name);
+                f.label.clone_from(&field.label);
+                f
+            }
+            (_, None) => return Err(bad("sum, min and max need a field".into())),
+        };
+        typed.required = false;
+        let alias = match self
+            .joins
+            .iter()
+            .find(|j| j.prefix == path && j.rollup.is_some())
+        {
+            Some(j) => j.alias.clone(),
+            None => {
+                let alias = format!("j{}", self.joins.len() + 1);
+                self.joins.push(Join {
+                    prefix: path.to_string(),
+                    alias: alias.clone(),
+                    object: spec.object.clone(),
+                    on: owner,
+                    rollup: Some(RollupJoin {
+                        via: spec.via.clone(),
+                        function: spec.function,
+                        field: spec.field.clone(),
+                    }),
+                });
+                alias
+            }
+        };
+        let value = column(&alias, "__value");
+        let expr = match spec.function {
+            RollupFunction::Count => coalesce(vec![value, lit(0i64)]),
+            RollupFunction::Sum => coalesce(vec![value, lit(0i64)]),
+            RollupFunction::Min | RollupFunction::Max => value,
+        };
+        Ok(Resolved {
+            path: path.to_string(),
+            expr,
+            field: typed,
+        })
+    }
+
     fn join(&mut self, prefix: &str, from_alias: &str, lookup: &str, to: &ObjectDef) -> String {
-        if let Some(j) = self.joins.iter().find(|j| j.prefix == prefix) {
+        if let Some(j) = self
+            .joins
+            .iter()
+            .find(|j| j.prefix == prefix && j.rollup.is_none())
+        {
             return j.alias.clone();
         }
         let alias = format!("j{}", self.joins.len() + 1);
@@ -229,6 +334,7 @@ impl<'a> Paths<'a> {
             alias: alias.clone(),
             object: to.api_name.clone(),
             on: column(from_alias, lookup),
+            rollup: None,
         });
         alias
     }
@@ -238,11 +344,31 @@ impl<'a> Paths<'a> {
         let ctx = session.context();
         let mut df = ctx.table(self.root.api_name.as_str()).await?.alias(ROOT)?;
         for j in &self.joins {
-            let right = ctx.table(j.object.as_str()).await?.alias(&j.alias)?;
+            let table = ctx.table(j.object.as_str()).await?;
+            let (right, key) = match &j.rollup {
+                None => (table, "id"),
+                Some(r) => {
+                    let input = |n: &Option<String>| {
+                        Expr::Column(Column::from_name(n.clone().unwrap_or_default()))
+                    };
+                    let agg = match r.function {
+                        RollupFunction::Count => count(lit(1)),
+                        RollupFunction::Sum => sum(input(&r.field)),
+                        RollupFunction::Min => min(input(&r.field)),
+                        RollupFunction::Max => max(input(&r.field)),
+                    };
+                    let via = Expr::Column(Column::from_name(&r.via));
+                    let per_parent = table
+                        .filter(via.clone().is_not_null())?
+                        .aggregate(vec![via.alias("__parent")], vec![agg.alias("__value")])?;
+                    (per_parent, "__parent")
+                }
+            };
+            let right = right.alias(&j.alias)?;
             df = df.join_on(
                 right,
                 JoinType::Left,
-                [j.on.clone().eq(column(&j.alias, "id"))],
+                [j.on.clone().eq(column(&j.alias, key))],
             )?;
         }
         Ok(df)

@@ -23,10 +23,68 @@ pub const DEAL_FORMULAS: [(&str, &str); 4] = [
     ("weighted_k", "ROUND(weighted_amount / 1000, 1)"),
 ];
 
+/// Rollup fields on `company`, over its deals: (API name, rollup definition).
+pub fn company_rollups() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "deal_count",
+            json!({"function": "count", "object": "deal", "via": "company"}),
+        ),
+        (
+            "pipeline_total",
+            json!({"function": "sum", "object": "deal", "via": "company", "field": "amount"}),
+        ),
+        (
+            "last_close",
+            json!({"function": "max", "object": "deal", "via": "company", "field": "close_date"}),
+        ),
+    ]
+}
+
 pub fn cases() -> Vec<Case> {
     let mut all = record_cases();
     all.extend(formula_cases());
+    all.extend(rollup_cases());
     all
+}
+
+fn rollup_cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "rollup fields aggregated by industry",
+            spec: json!({"type": "summary", "object": "company", "groupings": [{"field": "industry"}],
+                         "aggregates": [{"fn": "sum", "field": "deal_count"}, {"fn": "sum", "field": "pipeline_total"},
+                                        {"fn": "max", "field": "last_close"}, {"fn": "min", "field": "deal_count"}]}),
+            sql: "SELECT c.industry, sum((SELECT count(*) FROM rel.deal x WHERE x.company_id = c.id)) AS sum_deal_count,
+                         sum((SELECT coalesce(sum(amount), 0) FROM rel.deal x WHERE x.company_id = c.id)) AS sum_pipeline_total,
+                         max((SELECT max(close_date) FROM rel.deal x WHERE x.company_id = c.id)) AS max_last_close,
+                         min((SELECT count(*) FROM rel.deal x WHERE x.company_id = c.id)) AS min_deal_count
+                    FROM rel.company c GROUP BY c.industry",
+        },
+        Case {
+            name: "a rollup as a filter and a column, and through a lookup",
+            spec: json!({"type": "tabular", "object": "deal", "columns": ["name", "company.deal_count", "company.last_close"],
+                         "filters": [{"field": "company.deal_count", "op": "ge", "value": 3},
+                                     {"field": "company.pipeline_total", "op": "lt", "value": "150000"}],
+                         "limit": 5000}),
+            sql: "SELECT d.name, (SELECT count(*) FROM rel.deal x WHERE x.company_id = c.id) AS \"company.deal_count\",
+                         (SELECT max(close_date) FROM rel.deal x WHERE x.company_id = c.id) AS \"company.last_close\"
+                    FROM rel.deal d JOIN rel.company c ON c.id = d.company_id
+                   WHERE (SELECT count(*) FROM rel.deal x WHERE x.company_id = c.id) >= 3
+                     AND (SELECT coalesce(sum(amount), 0) FROM rel.deal x WHERE x.company_id = c.id) < 150000",
+        },
+        Case {
+            name: "companies bucketed by their deal count",
+            spec: json!({"type": "summary", "object": "company",
+                         "groupings": [{"field": "deal_count", "buckets": [{"label": "none", "below": 1}, {"label": "few", "below": 4}], "other": "many"}],
+                         "aggregates": [{"fn": "count"}, {"fn": "avg", "field": "pipeline_total"}]}),
+            sql: "SELECT CASE WHEN n < 1 THEN 'none' WHEN n < 4 THEN 'few' ELSE 'many' END AS \"deal_count:buckets\",
+                         count(*) AS count, avg(p) AS avg_pipeline_total
+                    FROM (SELECT (SELECT count(*) FROM rel.deal x WHERE x.company_id = c.id) AS n,
+                                 (SELECT coalesce(sum(amount), 0) FROM rel.deal x WHERE x.company_id = c.id) AS p
+                            FROM rel.company c) q GROUP BY 1",
+        },
+    ]
 }
 
 fn formula_cases() -> Vec<Case> {

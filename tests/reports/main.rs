@@ -27,6 +27,11 @@ async fn reports_equal_postgres_and_refuse_bad_input() {
         let (status, body) = env.post("/v1/objects/deal/fields", &field).await;
         assert_eq!(status, 201, "formula field {name}: {body}");
     }
+    for (name, rollup) in cases::company_rollups() {
+        let field = json!({"api_name": name, "label": name, "type": "rollup", "rollup": rollup});
+        let (status, body) = env.post("/v1/objects/company/fields", &field).await;
+        assert_eq!(status, 201, "rollup field {name}: {body}");
+    }
 
     for case in cases() {
         let answer = env.report(&case.spec).await;
