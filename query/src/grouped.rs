@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::functions::expr_fn::date_trunc;
 use datafusion::functions_aggregate::expr_fn::{
@@ -35,7 +35,14 @@ pub(crate) struct GroupKey {
     pub kind: String,
 }
 
-pub(crate) fn group_key(g: &Grouping, on: Resolved, part: &str) -> Result<GroupKey, QueryError> {
+/// A grouping's key; a datetime's period starts at midnight in the workspace's time zone
+/// (`dates`), so a month in Auckland is Auckland's month.
+pub(crate) fn group_key(
+    g: &Grouping,
+    on: Resolved,
+    dates: &DateContext,
+    part: &str,
+) -> Result<GroupKey, QueryError> {
     let ty = on.field.field_type;
     if let Some(buckets) = &g.buckets {
         if g.date.is_some() {
@@ -62,7 +69,11 @@ pub(crate) fn group_key(g: &Grouping, on: Resolved, part: &str) -> Result<GroupK
     let expr = match (g.date, ty) {
         (None, _) => on.expr,
         (Some(p), FieldType::Date) => cast(date_trunc(lit(p.as_str()), on.expr), DataType::Date32),
-        (Some(p), FieldType::Datetime) => date_trunc(lit(p.as_str()), on.expr),
+        (Some(p), FieldType::Datetime) => {
+            let zone =
+                DataType::Timestamp(TimeUnit::Microsecond, Some(dates.time_zone.name().into()));
+            date_trunc(lit(p.as_str()), cast(on.expr, zone))
+        }
         (Some(_), t) => {
             return Err(QueryError::spec(
                 format!("{part}.date"),
@@ -238,7 +249,7 @@ pub(crate) async fn grouped(
         for (i, g) in list.iter().enumerate() {
             let part = format!("{part}[{i}]");
             let on = paths.resolve(&g.field, &format!("{part}.field"))?;
-            keys.push(group_key(g, on, &part)?);
+            keys.push(group_key(g, on, dates, &part)?);
         }
     }
     let default_count = [Aggregate {

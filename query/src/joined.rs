@@ -285,7 +285,7 @@ async fn block_plan(
             }
             other => other,
         })?;
-        keys.push(group_key(g, on, &format!("groupings[{i}]"))?);
+        keys.push(group_key(g, on, dates, &format!("groupings[{i}]"))?);
     }
     let count = [Aggregate {
         function: AggregateFn::Count,

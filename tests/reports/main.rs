@@ -658,6 +658,24 @@ async fn relative_dates_follow_the_workspace_settings(env: &Env) {
         fiscal,
         "April fiscal years in Auckland"
     );
+    // Datetimes group by the periods of the workspace's zone: Auckland's months and weeks.
+    let periods = json!({"type": "summary", "object": "activity",
+                         "groupings": [{"field": "occurred_at", "date": "month"}, {"field": "occurred_at", "date": "week", "as": "week"}],
+                         "aggregates": [{"fn": "count"}]});
+    let local = |zone: &str| {
+        format!(
+            "SELECT date_trunc('month', occurred_at AT TIME ZONE '{zone}') AT TIME ZONE '{zone}' AS \"occurred_at:month\",
+                    date_trunc('week', occurred_at AT TIME ZONE '{zone}') AT TIME ZONE '{zone}' AS week, count(*) AS count
+               FROM rel.activity GROUP BY 1, 2"
+        )
+    };
+    let auckland = sorted(env.pg(&local("Pacific/Auckland")).await);
+    assert_eq!(
+        sorted(report_rows(&env.report(&periods).await)),
+        auckland,
+        "months and weeks in Auckland"
+    );
+    assert_ne!(auckland, sorted(env.pg(&local("UTC")).await));
     // The data set's close dates span the two years around 2026-11-01: while today is among
     // them, the two years hold different deals, so the setting visibly mattered.
     if !fiscal.is_empty() && !calendar.is_empty() {
