@@ -41,6 +41,46 @@ pub fn to_csv(result: &ReportResult) -> Result<Vec<u8>, csv::Error> {
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
 
+/// CSV text of one record batch's rows.
+fn csv_rows(batch: &datafusion::arrow::record_batch::RecordBatch) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::with_capacity(batch.num_rows() * 64));
+    let mut record = Vec::with_capacity(batch.num_columns());
+    for r in 0..batch.num_rows() {
+        record.clear();
+        record.extend(
+            batch
+                .columns()
+                .iter()
+                .map(|c| text(&oneo_query::cell(c, r))),
+        );
+        w.write_record(&record)?;
+    }
+    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}
+
+/// A header row of `columns`, then every batch's rows as CSV, as the batches come.
+pub fn csv_stream(
+    columns: &[ColumnInfo],
+    batches: datafusion::execution::SendableRecordBatchStream,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
+    use futures::StreamExt;
+    let header = {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let written = w
+            .write_record(columns.iter().map(|c| c.name.as_str()))
+            .map_err(std::io::Error::other)
+            .and_then(|()| w.into_inner().map_err(|e| e.into_error()));
+        written.map(bytes::Bytes::from)
+    };
+    let rows = batches.map(|batch| {
+        let batch = batch.map_err(std::io::Error::other)?;
+        csv_rows(&batch)
+            .map(bytes::Bytes::from)
+            .map_err(std::io::Error::other)
+    });
+    futures::stream::once(async move { header }).chain(rows)
+}
+
 /// The formats cells are written with.
 struct Formats {
     header: Format,

@@ -39,8 +39,8 @@ pub use dates::DateContext;
 pub use error::QueryError;
 pub use matrix::{MatrixResult, MatrixSubtotal};
 pub use oneo_catalog::lake::format_lsn;
-pub use report::{DEFAULT_LIMIT, MAX_LIMIT, ReportResult, Subtotal, run_report};
-pub use result::{ColumnInfo, Freshness};
+pub use report::{DEFAULT_LIMIT, MAX_LIMIT, ReportResult, Subtotal, run_report, stream_tabular};
+pub use result::{ColumnInfo, Freshness, cell};
 pub use spec::{
     Aggregate, AggregateFn, Block, Bucket, Comparison, DatePeriod, Filter, FilterOp, Grouping,
     RelatedFilter, ReportKind, ReportSpec, SortKey, SummaryFormula,

@@ -187,10 +187,74 @@ async fn related_filter(
 async fn tabular(
     session: &WorkspaceSession,
     spec: &ReportSpec,
-    mut paths: Paths<'_>,
+    paths: Paths<'_>,
     filter: Option<Expr>,
     limit: usize,
 ) -> Result<ReportResult, QueryError> {
+    let (df, columns) = tabular_plan(session, spec, paths, filter).await?;
+    let (out, truncated, total) = limited(session, df, limit).await?;
+    Ok(ReportResult {
+        kind: ReportKind::Tabular,
+        columns,
+        row_count: out.len(),
+        rows: out,
+        subtotals: None,
+        totals: None,
+        matrix: None,
+        truncated,
+        total,
+        freshness: Freshness::of(session),
+    })
+}
+
+/// Every row of a tabular report (up to its own `limit`, when it names one), as a stream of
+/// batches in the report's order, with its columns: for exports, which must neither hold
+/// the answer in memory nor cut it at the answer's row limit.
+pub async fn stream_tabular(
+    session: &WorkspaceSession,
+    spec: &ReportSpec,
+    dates: &DateContext,
+) -> Result<
+    (
+        Vec<ColumnInfo>,
+        datafusion::execution::SendableRecordBatchStream,
+    ),
+    QueryError,
+> {
+    if spec.kind != ReportKind::Tabular {
+        return Err(QueryError::spec(
+            "type",
+            "only a tabular report streams its rows; run the others",
+        ));
+    }
+    let mut paths = Paths::new(session.schema(), &spec.object, dates.today())?;
+    let filter = conditions(
+        session,
+        &mut paths,
+        &spec.object,
+        Conditions {
+            filters: &spec.filters,
+            logic: spec.filter_logic.as_deref(),
+            related: &spec.related,
+            part: "",
+        },
+        dates,
+    )
+    .await?;
+    let (mut df, columns) = tabular_plan(session, spec, paths, filter).await?;
+    if let Some(n) = spec.limit {
+        df = df.limit(0, Some(n))?;
+    }
+    Ok((columns, crate::sql::execute_stream(session, df).await?))
+}
+
+/// A tabular report's plan: its filters, order and columns.
+async fn tabular_plan(
+    session: &WorkspaceSession,
+    spec: &ReportSpec,
+    mut paths: Paths<'_>,
+    filter: Option<Expr>,
+) -> Result<(DataFrame, Vec<ColumnInfo>), QueryError> {
     if spec.columns.is_empty() {
         return Err(QueryError::spec(
             "columns",
@@ -233,25 +297,14 @@ async fn tabular(
             .map(|c| c.expr.clone().alias(&c.path))
             .collect::<Vec<_>>(),
     )?;
-    let (out, truncated, total) = limited(session, df, limit).await?;
-    Ok(ReportResult {
-        kind: ReportKind::Tabular,
-        columns: columns
-            .iter()
-            .map(|c| ColumnInfo {
-                name: c.path.clone(),
-                kind: c.field.field_type.as_str().to_string(),
-            })
-            .collect(),
-        row_count: out.len(),
-        rows: out,
-        subtotals: None,
-        totals: None,
-        matrix: None,
-        truncated,
-        total,
-        freshness: Freshness::of(session),
-    })
+    let info = columns
+        .iter()
+        .map(|c| ColumnInfo {
+            name: c.path.clone(),
+            kind: c.field.field_type.as_str().to_string(),
+        })
+        .collect();
+    Ok((df, info))
 }
 
 /// At most `limit` rows of `df`, whether there were more, and how many there were in all

@@ -174,15 +174,39 @@ pub fn bind_parameters(df: DataFrame, params: &RecordBatch) -> Result<DataFrame,
 
 /// Runs a planned query as a stream of batches, held to the session's memory limit and time
 /// limit (counted from now). Dropping the stream stops the query.
+/// A plan whose partitions are each sorted, merged into one stream in that order. The
+/// optimizer may spread a sorted plan over partitions below a final projection (a round-robin
+/// repartition that "maintains" each partition's order), and streaming the partitions as they
+/// come would interleave them: a report sorted newest first would arrive in runs.
+fn in_order(
+    plan: std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+) -> std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan> {
+    use datafusion::physical_plan::ExecutionPlanProperties;
+    if plan.output_partitioning().partition_count() <= 1 {
+        return plan;
+    }
+    match plan.output_ordering() {
+        Some(order) => std::sync::Arc::new(
+            datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec::new(
+                order.clone(),
+                plan,
+            ),
+        ),
+        None => plan,
+    }
+}
+
 pub async fn execute_stream(
     session: &WorkspaceSession,
     df: DataFrame,
 ) -> Result<SendableRecordBatchStream, QueryError> {
     let limit = session.timeout();
     let deadline = tokio::time::Instant::now() + limit;
-    let inner = tokio::time::timeout_at(deadline, df.execute_stream())
+    let task = std::sync::Arc::new(df.task_ctx());
+    let plan = tokio::time::timeout_at(deadline, df.create_physical_plan())
         .await
         .map_err(|_| QueryError::Timeout(limit.as_secs()))??;
+    let inner = datafusion::physical_plan::execute_stream(in_order(plan), task)?;
     let schema = inner.schema();
     let bounded = futures::stream::unfold(Some(inner), move |inner| async move {
         let mut inner = inner?;

@@ -71,6 +71,26 @@ pub(crate) async fn answer(
     Ok(result)
 }
 
+/// A tabular report's every row as CSV, streamed: a header row, then the rows batch by
+/// batch as the engine produces them. An error mid-way ends the body early (the status is
+/// already sent), so a cut file is never mistaken for a whole one.
+pub(crate) async fn stream_csv(
+    state: &AppState,
+    caller: &Caller,
+    spec: &ReportSpec,
+) -> Result<axum::body::Body> {
+    let session = session(state, caller, &Consistency::default()).await?;
+    let dates =
+        super::workspace::date_context(state, caller.workspace_id, chrono::Utc::now()).await?;
+    let (columns, batches) = oneo_query::stream_tabular(&session, spec, &dates)
+        .await
+        .map_err(query_error)?;
+    tracing::info!(workspace = %caller.workspace_id, object = %spec.object, "streaming a CSV export");
+    Ok(axum::body::Body::from_stream(crate::export::csv_stream(
+        &columns, batches,
+    )))
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SqlRequest {

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use oneo_catalog::Issues;
-use oneo_query::{Filter, ReportResult, ReportSpec};
+use oneo_query::{Filter, ReportKind, ReportResult, ReportSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -277,8 +277,24 @@ pub async fn export(
         )));
     }
     let report = load(&state, &caller, id).await?;
-    let result = run_saved(&state, &caller, id, RunSaved::default()).await?;
     let name = file_name(&report.name);
+    let spec = parse_spec(report.spec.clone())?;
+    if params.format == "csv" && spec.kind == ReportKind::Tabular {
+        // Every row, streamed: a tabular report may hold millions.
+        let body = crate::routes::reports::stream_csv(&state, &caller, &spec).await?;
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}.csv\""),
+                ),
+            ],
+            body,
+        )
+            .into_response());
+    }
+    let result = run_saved(&state, &caller, id, RunSaved::default()).await?;
     let (body, content_type) = if params.format == "xlsx" {
         let groupings = report.spec["groupings"].as_array().map_or(0, Vec::len);
         let body = export::to_xlsx(&result, groupings)
