@@ -2,10 +2,13 @@
 //! grouping-sets answer.
 
 use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
 use datafusion::functions_aggregate::sum::sum_udaf;
 use datafusion::functions_window::expr_fn::lag;
 use datafusion::logical_expr::expr::WindowFunction;
-use datafusion::logical_expr::{Expr, ExprFunctionExt, WindowFunctionDefinition, cast, ident, lit};
+use datafusion::logical_expr::{
+    Expr, ExprFunctionExt, WindowFunctionDefinition, cast, ident, lit, when,
+};
 use datafusion::prelude::DataFrame;
 
 use crate::error::QueryError;
@@ -43,15 +46,28 @@ pub(crate) fn comparisons(
 }
 
 /// Adds a window column per comparison after the aggregate values, before the grouping
-/// flags (the order `Levels::read` expects). The parent of an innermost group is the same
-/// values of every grouping but the last.
+/// flags (the order `Levels::read` expects). A group's parent, at any level of the rollup,
+/// is the group of its outer groupings: an innermost group's is its outer groups, an owner
+/// subtotal's is the grand total. So the partition holds the flags (the level) and each key
+/// only where the row is also grouped by the next key (the key is a parent's, not the row's
+/// own innermost).
 pub(crate) fn with_comparisons(
     df: DataFrame,
     n_keys: usize,
     compares: &[(usize, Comparison)],
 ) -> Result<DataFrame, QueryError> {
     let mut partition: Vec<Expr> = (0..n_keys).map(|i| ident(level(i))).collect();
-    partition.extend((0..n_keys - 1).map(|i| ident(key(i))));
+    for i in 0..n_keys - 1 {
+        partition.push(
+            when(ident(level(i + 1)).eq(lit(0)), ident(key(i)))
+                .otherwise(lit(ScalarValue::Null))?,
+        );
+    }
+    // Within one parent the rows differ in their innermost key only (the outer ones equal,
+    // the inner ones rolled up), so ordering by every key orders them by it.
+    let by_keys: Vec<_> = (0..n_keys)
+        .map(|i| ident(key(i)).sort(true, false))
+        .collect();
     // The physical planner takes only bare window functions in a window node (the
     // arithmetic over them goes in the projection after it), all with the same sort keys.
     let mut windows = Vec::with_capacity(compares.len());
@@ -72,7 +88,7 @@ pub(crate) fn with_comparisons(
             Comparison::ChangeFromPrevious => (
                 lag(v.clone(), Some(1), None)
                     .partition_by(partition.clone())
-                    .order_by(vec![ident(key(n_keys - 1)).sort(true, false)])
+                    .order_by(by_keys.clone())
                     .build()?,
                 v - w,
             ),

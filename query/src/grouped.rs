@@ -362,8 +362,9 @@ pub(crate) async fn grouped(
 }
 
 /// A summary-shaped answer from grouping-sets rows: the innermost groups as rows (cut at
-/// `limit`), the outer groups as subtotals and the empty grouping as the totals, each with
-/// its first `n_values` values (comparisons are shown for the innermost groups only).
+/// `limit`) and the outer groups as subtotals, with every value (comparisons included), and
+/// the empty grouping as the totals, with its first `n_values` (a grand total has no parent
+/// or neighbour to compare with).
 pub(crate) fn summary_answer(
     kind: ReportKind,
     levels: Levels,
@@ -386,7 +387,7 @@ pub(crate) fn summary_answer(
         } else {
             subtotals.push(Subtotal {
                 groups: row.keys[..row.grouped].to_vec(),
-                values: row.values[..n_values].to_vec(),
+                values: row.values,
             });
         }
     }

@@ -59,6 +59,7 @@ async fn reports_equal_postgres_and_refuse_bad_input() {
     summary_subtotals_and_totals(&env).await;
     matrix_cells_subtotals_and_totals(&env).await;
     formulas_cover_subtotals_and_totals(&env).await;
+    comparisons_cover_subtotals(&env).await;
     joined_equals_its_blocks_outer_joined(&env).await;
     sql_reads_the_lake_read_only(&env).await;
     bad_specs_are_refused_precisely(&env).await;
@@ -908,5 +909,42 @@ async fn tabular_csv_streams_every_row(env: &Env) {
         sorted(rows),
         sorted(want),
         "the CSV rows equal PostgreSQL's"
+    );
+}
+
+/// An outer group's percent of its parent (the grand total) and its change from the previous
+/// outer group, on the subtotal rows.
+async fn comparisons_cover_subtotals(env: &Env) {
+    let spec = json!({"type": "summary", "object": "deal", "groupings": [{"field": "owner"}, {"field": "stage"}],
+                      "aggregates": [{"fn": "sum", "field": "amount", "compare": "percent_of_parent"},
+                                     {"fn": "count", "compare": "change_from_previous"}]});
+    let answer = env.report(&spec).await;
+    let subtotals: Vec<Row> = answer["subtotals"]
+        .as_array()
+        .expect("subtotals")
+        .iter()
+        .map(|s| {
+            let v = &s["values"];
+            Row::from([
+                ("owner".to_string(), harness::cell(&s["groups"][0])),
+                ("share".to_string(), harness::cell(&v[2])),
+                ("change".to_string(), harness::cell(&v[3])),
+            ])
+        })
+        .collect();
+    let want = env
+        .pg(
+            "SELECT owner, 100.0 * sum(amount) / sum(sum(amount)) OVER () AS share,
+                    count(*) - lag(count(*)) OVER (ORDER BY owner COLLATE \"C\") AS change
+               FROM rel.deal GROUP BY owner",
+        )
+        .await;
+    assert!(want.len() > 2, "several owners");
+    // Shares are floating point (as for innermost groups): compare to 4 places.
+    assert_eq!(sorted(subtotals), sorted(want), "owner subtotals compared");
+    assert_eq!(
+        answer["totals"].as_array().map(Vec::len),
+        Some(2),
+        "the total has no comparisons"
     );
 }
