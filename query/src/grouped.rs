@@ -6,11 +6,14 @@ use std::collections::HashSet;
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
 use datafusion::functions::expr_fn::date_trunc;
 use datafusion::functions_aggregate::expr_fn::{
     avg, count, count_distinct, grouping, max, median, min, sum,
 };
-use datafusion::logical_expr::{Expr, ExprFunctionExt, GroupingSet, SortExpr, cast, ident, lit};
+use datafusion::logical_expr::{
+    Expr, ExprFunctionExt, GroupingSet, SortExpr, cast, ident, lit, when,
+};
 use datafusion::prelude::DataFrame;
 use oneo_catalog::FieldType;
 use serde_json::Value as Json;
@@ -442,11 +445,20 @@ pub(crate) fn aggregate_exprs(
             .input
             .as_ref()
             .map_or(lit(1), |_| ident(format!("__a{j}")));
-        let mut e = aggregate_expr(a.function, input);
-        if a.condition.is_some() {
+        let condition = a.condition.as_ref().map(|_| ident(format!("__p{j}")));
+        let e = match (condition, a.function) {
+            // A distinct count takes the values of the rows meeting the condition (the
+            // others as null, which it doesn't count). With FILTER, DataFusion 55 answered
+            // one more than PostgreSQL beside an unfiltered count of the same field (the
+            // oracle case "conditional count distinct" caught it).
+            (Some(c), AggregateFn::CountDistinct) => aggregate_expr(
+                a.function,
+                when(c, input).otherwise(lit(ScalarValue::Null))?,
+            ),
             // FILTER (WHERE …): a row whose condition is false or null doesn't count.
-            e = e.filter(ident(format!("__p{j}"))).build()?;
-        }
+            (Some(c), _) => aggregate_expr(a.function, input).filter(c).build()?,
+            (None, _) => aggregate_expr(a.function, input),
+        };
         out.push(e.alias(name(j)));
     }
     Ok(out)

@@ -45,7 +45,152 @@ pub fn cases() -> Vec<Case> {
     let mut all = record_cases();
     all.extend(formula_cases());
     all.extend(rollup_cases());
+    all.extend(more_cases());
     all
+}
+
+fn more_cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "three groupings with a year period",
+            spec: json!({"type": "summary", "object": "deal",
+                         "groupings": [{"field": "lead_source"}, {"field": "stage"}, {"field": "close_date", "date": "year"}],
+                         "aggregates": [{"fn": "count"}, {"fn": "count_distinct", "field": "owner"}]}),
+            sql: "SELECT lead_source, stage, date_trunc('year', close_date)::date AS \"close_date:year\", count(*) AS count,
+                         count(DISTINCT owner) AS count_distinct_owner FROM rel.deal GROUP BY 1, 2, 3",
+        },
+        Case {
+            name: "days within a month range",
+            spec: json!({"type": "summary", "object": "deal", "groupings": [{"field": "close_date", "date": "day"}],
+                         "filters": [{"field": "close_date", "op": "between", "value": ["2026-03-01", "2026-03-31"]}],
+                         "aggregates": [{"fn": "sum", "field": "amount"}]}),
+            sql: "SELECT close_date AS \"close_date:day\", sum(amount) AS sum_amount FROM rel.deal
+                   WHERE close_date BETWEEN '2026-03-01' AND '2026-03-31' GROUP BY 1",
+        },
+        Case {
+            name: "date buckets (half years)",
+            spec: json!({"type": "summary", "object": "deal",
+                         "groupings": [{"field": "close_date", "buckets": [{"label": "before 2026", "below": "2026-01-01"},
+                                                                           {"label": "2026 H1", "below": "2026-07-01"}], "other": "later"}],
+                         "aggregates": [{"fn": "count"}]}),
+            sql: "SELECT CASE WHEN close_date IS NULL THEN NULL WHEN close_date < '2026-01-01' THEN 'before 2026'
+                              WHEN close_date < '2026-07-01' THEN '2026 H1' ELSE 'later' END AS \"close_date:buckets\",
+                         count(*) AS count FROM rel.deal GROUP BY 1",
+        },
+        Case {
+            name: "activity time span per type (min and max of a datetime)",
+            spec: json!({"type": "summary", "object": "activity", "groupings": [{"field": "type"}],
+                         "aggregates": [{"fn": "min", "field": "occurred_at"}, {"fn": "max", "field": "occurred_at"},
+                                        {"fn": "avg", "field": "duration_minutes"}]}),
+            sql: "SELECT type, min(occurred_at) AS min_occurred_at, max(occurred_at) AS max_occurred_at,
+                         avg(duration_minutes) AS avg_duration_minutes FROM rel.activity GROUP BY type",
+        },
+        Case {
+            name: "activity duration by the contact's lead source and status (one lookup, two fields)",
+            spec: json!({"type": "summary", "object": "activity", "groupings": [{"field": "contact.lead_source"}, {"field": "contact.status"}],
+                         "filters": [{"field": "duration_minutes", "op": "is_not_null"}],
+                         "aggregates": [{"fn": "sum", "field": "duration_minutes"}, {"fn": "median", "field": "duration_minutes"}]}),
+            sql: "SELECT p.lead_source AS \"contact.lead_source\", p.status AS \"contact.status\",
+                         sum(a.duration_minutes) AS sum_duration_minutes,
+                         percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_minutes)::numeric AS median_duration_minutes
+                    FROM rel.activity a LEFT JOIN rel.contact p ON p.id = a.contact_id
+                   WHERE a.duration_minutes IS NOT NULL GROUP BY 1, 2",
+        },
+        Case {
+            name: "contacts WITHOUT any activity, by lead source",
+            spec: json!({"type": "summary", "object": "contact", "groupings": [{"field": "lead_source"}],
+                         "related": [{"object": "activity", "via": "contact", "without": true}],
+                         "aggregates": [{"fn": "count"}]}),
+            sql: "SELECT lead_source, count(*) AS count FROM rel.contact c
+                   WHERE NOT EXISTS (SELECT 1 FROM rel.activity a WHERE a.contact_id = c.id) GROUP BY lead_source",
+        },
+        Case {
+            name: "tabular companies: numeric range, in, rollup and ordered",
+            spec: json!({"type": "tabular", "object": "company", "columns": ["name", "employees", "industry", "deal_count", "pipeline_total"],
+                         "filters": [{"field": "employees", "op": "between", "value": [50, 400]},
+                                     {"field": "industry", "op": "in", "value": ["technology", "finance", "retail"]}],
+                         "sort": [{"by": "pipeline_total", "desc": true}], "limit": 5000}),
+            sql: "SELECT c.name, c.employees, c.industry, (SELECT count(*) FROM rel.deal x WHERE x.company_id = c.id) AS deal_count,
+                         (SELECT coalesce(sum(amount), 0) FROM rel.deal x WHERE x.company_id = c.id) AS pipeline_total
+                    FROM rel.company c WHERE c.employees BETWEEN 50 AND 400 AND c.industry IN ('technology', 'finance', 'retail')",
+        },
+        Case {
+            name: "conditional count distinct and ROUND, ABS in a formula",
+            spec: json!({"type": "summary", "object": "deal", "groupings": [{"field": "owner"}],
+                         "aggregates": [{"fn": "count_distinct", "field": "company", "as": "won_companies",
+                                         "where": [{"field": "stage", "op": "in", "value": ["closed_won"]}]},
+                                        {"fn": "count_distinct", "field": "company", "as": "companies"},
+                                        {"fn": "avg", "field": "amount", "as": "avg_lost",
+                                         "where": [{"field": "stage", "op": "equals", "value": "closed_lost"}]},
+                                        {"fn": "avg", "field": "amount"}],
+                         "formulas": [{"as": "gap", "formula": "ROUND(ABS(avg_lost - avg_amount), 0)", "scale": 0},
+                                      {"as": "won_share", "formula": "won_companies * 100 / companies", "scale": 1}]}),
+            sql: "SELECT owner, count(DISTINCT company_id) FILTER (WHERE stage IN ('closed_won')) AS won_companies,
+                         count(DISTINCT company_id) AS companies,
+                         avg(amount) FILTER (WHERE stage = 'closed_lost') AS avg_lost, avg(amount) AS avg_amount,
+                         round(abs(avg(amount) FILTER (WHERE stage = 'closed_lost') - avg(amount)), 0) AS gap,
+                         round(count(DISTINCT company_id) FILTER (WHERE stage IN ('closed_won')) * 100.0
+                               / nullif(count(DISTINCT company_id), 0), 1) AS won_share
+                    FROM rel.deal GROUP BY owner",
+        },
+        Case {
+            name: "joined: three blocks by quarter, one with a WITH filter",
+            spec: json!({"type": "joined", "object": "deal", "groupings": [{"field": "close_date", "date": "quarter"}],
+                         "blocks": [{"name": "all_deals"},
+                                    {"name": "web", "filters": [{"field": "lead_source", "op": "equals", "value": "web"}],
+                                     "aggregates": [{"fn": "sum", "field": "amount"}]},
+                                    {"name": "met", "related": [{"object": "activity", "via": "deal",
+                                                                 "filters": [{"field": "type", "op": "equals", "value": "meeting"}]}],
+                                     "aggregates": [{"fn": "count"}]}],
+                         "formulas": [{"as": "met_share", "formula": "met.count * 100 / all_deals.count", "scale": 2}]}),
+            sql: "WITH q AS (SELECT date_trunc('quarter', close_date)::date AS k, d.* FROM rel.deal d),
+                       a AS (SELECT k, count(*) AS n FROM q GROUP BY k),
+                       w AS (SELECT k, sum(amount) AS s FROM q WHERE lead_source = 'web' GROUP BY k),
+                       m AS (SELECT k, count(*) AS n FROM q WHERE EXISTS (SELECT 1 FROM rel.activity x WHERE x.deal_id = q.id AND x.type = 'meeting') GROUP BY k),
+                       ks AS (SELECT k FROM a UNION SELECT k FROM w UNION SELECT k FROM m)
+                  SELECT ks.k AS \"close_date:quarter\", a.n AS \"all_deals.count\", w.s AS \"web.sum_amount\", m.n AS \"met.count\",
+                         round(m.n * 100.0 / nullif(a.n, 0), 2) AS met_share
+                    FROM ks LEFT JOIN a ON a.k IS NOT DISTINCT FROM ks.k LEFT JOIN w ON w.k IS NOT DISTINCT FROM ks.k
+                    LEFT JOIN m ON m.k IS NOT DISTINCT FROM ks.k",
+        },
+        Case {
+            name: "joined: companies and contacts by country, filter logic in a block",
+            spec: json!({"type": "joined", "object": "company", "groupings": [{"field": "country"}],
+                         "blocks": [{"name": "companies", "aggregates": [{"fn": "sum", "field": "annual_revenue"}]},
+                                    {"name": "contacts", "object": "contact", "grouping_fields": ["company.country"],
+                                     "filters": [{"field": "status", "op": "equals", "value": "customer"},
+                                                 {"field": "lead_source", "op": "equals", "value": "referral"},
+                                                 {"field": "title", "op": "is_null"}],
+                                     "filter_logic": "1 OR (2 AND NOT 3)"}]}),
+            sql: "WITH c AS (SELECT country AS k, sum(annual_revenue) AS s FROM rel.company GROUP BY 1),
+                       p AS (SELECT c.country AS k, count(*) AS n FROM rel.contact t LEFT JOIN rel.company c ON c.id = t.company_id
+                              WHERE t.status = 'customer' OR (t.lead_source = 'referral' AND NOT (t.title IS NULL)) GROUP BY 1),
+                       ks AS (SELECT k FROM c UNION SELECT k FROM p)
+                  SELECT ks.k AS country, c.s AS \"companies.sum_annual_revenue\", p.n AS \"contacts.count\"
+                    FROM ks LEFT JOIN c ON c.k IS NOT DISTINCT FROM ks.k LEFT JOIN p ON p.k IS NOT DISTINCT FROM ks.k",
+        },
+        Case {
+            name: "email and phone filters, status groups",
+            spec: json!({"type": "summary", "object": "contact", "groupings": [{"field": "status"}],
+                         "filters": [{"field": "email", "op": "contains", "value": "@"}, {"field": "phone", "op": "is_not_null"},
+                                     {"field": "first_name", "op": "starts_with", "value": "a"}],
+                         "aggregates": [{"fn": "count"}, {"fn": "max", "field": "last_name"}]}),
+            sql: "SELECT status, count(*) AS count, max(last_name COLLATE \"C\") AS max_last_name FROM rel.contact
+                   WHERE strpos(lower(email), '@') > 0 AND phone IS NOT NULL AND starts_with(lower(first_name), 'a')
+                   GROUP BY status",
+        },
+        Case {
+            name: "pipeline per owner limited to a filtered week",
+            spec: json!({"type": "summary", "object": "activity", "groupings": [{"field": "deal.owner"}, {"field": "occurred_at", "date": "week"}],
+                         "filters": [{"field": "occurred_at", "op": "ge", "value": "2026-01-01T00:00:00Z"},
+                                     {"field": "occurred_at", "op": "lt", "value": "2026-02-01T00:00:00Z"}],
+                         "aggregates": [{"fn": "count"}, {"fn": "count_distinct", "field": "deal"}]}),
+            sql: "SELECT d.owner AS \"deal.owner\", date_trunc('week', a.occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS \"occurred_at:week\",
+                         count(*) AS count, count(DISTINCT a.deal_id) AS count_distinct_deal
+                    FROM rel.activity a LEFT JOIN rel.deal d ON d.id = a.deal_id
+                   WHERE a.occurred_at >= '2026-01-01T00:00:00Z' AND a.occurred_at < '2026-02-01T00:00:00Z' GROUP BY 1, 2",
+        },
+    ]
 }
 
 fn rollup_cases() -> Vec<Case> {
