@@ -61,7 +61,8 @@ fn standard_reports() -> Vec<Standard> {
             sql: "SELECT lead_source, outcome, n, 100.0 * n / sum(n) OVER (PARTITION BY lead_source)
                     FROM (SELECT lead_source, CASE WHEN stage = 'closed_won' THEN 'won' ELSE 'lost' END AS outcome, count(*) AS n
                             FROM rel.deal WHERE stage IN ('closed_won', 'closed_lost') GROUP BY 1, 2) g
-                  UNION ALL SELECT lead_source, NULL, count(*), NULL FROM rel.deal WHERE stage IN ('closed_won', 'closed_lost') GROUP BY 1
+                  UNION ALL SELECT lead_source, NULL, count(*), 100.0 * count(*) / sum(count(*)) OVER ()
+                              FROM rel.deal WHERE stage IN ('closed_won', 'closed_lost') GROUP BY 1
                   UNION ALL SELECT NULL, NULL, count(*), NULL FROM rel.deal WHERE stage IN ('closed_won', 'closed_lost')",
             rows_only: false,
         },
