@@ -173,14 +173,16 @@ impl WorkspaceSession {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(cfg.memory_limit_bytes, 1.0)
             .build_arc()?;
-        let config = SessionConfig::new()
+        // DataFusion's own settings may be tuned by operators through its environment
+        // variables (`DATAFUSION_EXECUTION_BATCH_SIZE=32768`); the rest is Oneo's.
+        let config = SessionConfig::from_env()?
             .with_create_default_catalog_and_schema(false)
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
             .with_information_schema(true);
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         let schema = Arc::new(schema);
         // What the Delta scans read by: delta-rs takes its scan options from a session.
-        let mut scan = SessionConfig::new();
+        let mut scan = SessionConfig::from_env()?;
         scan.options_mut().execution.parquet.schema_force_view_types = view_types;
         // delta-rs pushes filters into Parquet unless a session says otherwise; keep that.
         scan.options_mut().execution.parquet.pushdown_filters = true;
