@@ -30,6 +30,8 @@ use crate::error::QueryError;
 /// The catalog and schema every workspace's tables live in: `oneo.crm.<object>`.
 pub const CATALOG: &str = "oneo";
 pub const SCHEMA: &str = "crm";
+/// Rows per batch in sessions whose results go to clients as they are (Flight SQL).
+const CLIENT_BATCH_SIZE: usize = 65_536;
 
 /// An object as the query engine needs it: its lake table and its fields.
 #[derive(Debug, Clone)]
@@ -175,14 +177,21 @@ impl WorkspaceSession {
             .build_arc()?;
         // DataFusion's own settings may be tuned by operators through its environment
         // variables (`DATAFUSION_EXECUTION_BATCH_SIZE=32768`); the rest is Oneo's.
-        let config = SessionConfig::from_env()?
+        let mut config = SessionConfig::from_env()?;
+        if !view_types && std::env::var_os("DATAFUSION_EXECUTION_BATCH_SIZE").is_none() {
+            // Results shipped whole to clients go in larger batches: fewer, larger IPC
+            // messages (the Flight bench streamed 10M rows in 2.23 s instead of 2.73 s).
+            config = config.with_batch_size(CLIENT_BATCH_SIZE);
+        }
+        let batch_size = config.batch_size();
+        let config = config
             .with_create_default_catalog_and_schema(false)
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
             .with_information_schema(true);
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         let schema = Arc::new(schema);
         // What the Delta scans read by: delta-rs takes its scan options from a session.
-        let mut scan = SessionConfig::from_env()?;
+        let mut scan = SessionConfig::from_env()?.with_batch_size(batch_size);
         scan.options_mut().execution.parquet.schema_force_view_types = view_types;
         // delta-rs pushes filters into Parquet unless a session says otherwise; keep that.
         scan.options_mut().execution.parquet.pushdown_filters = true;
