@@ -6,7 +6,8 @@ use std::io::Cursor;
 use calamine::{Data, DataType, Reader, Xlsx};
 use serde_json::{Value, json};
 
-use crate::harness::{Env, column_names};
+use crate::harness::{self, Env, Row, column_names};
+use crate::sorted;
 
 /// Saves `spec`, runs it, and exports it as XLSX: the answer and the "Report" sheet.
 async fn saved_and_exported(env: &Env, name: &str, spec: &Value) -> (Value, Xlsx<Cursor<Vec<u8>>>) {
@@ -198,4 +199,94 @@ pub async fn xlsx_exports_typed_cells_and_a_pivot(env: &Env) {
         float_at(&sheet, (bottom, total_col)),
         number(&m["grand_total"][0])
     ));
+}
+
+/// A tabular report's CSV export holds every row, beyond the answer's row limit, each equal
+/// to PostgreSQL's.
+pub async fn tabular_csv_streams_every_row(env: &Env) {
+    use reqwest::Method;
+    let spec = json!({"type": "tabular", "object": "activity",
+                      "columns": ["id", "type", "occurred_at", "duration_minutes", "deal.amount", "deal.size_label"],
+                      "filters": [{"field": "type", "op": "not_equals", "value": "note"}],
+                      "sort": [{"by": "occurred_at", "desc": true}]});
+    let answer = env.report(&spec).await;
+    assert_eq!(
+        answer["truncated"],
+        json!(true),
+        "the answer itself is cut at its limit"
+    );
+    let (status, body) = env
+        .send(
+            Method::POST,
+            "/v1/reports",
+            Some(&json!({"name": "All activities", "spec": spec})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = serde_json::from_str::<Value>(&body).expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (status, csv_text) = env
+        .send(
+            Method::GET,
+            &format!("/v1/reports/{id}/export?format=csv"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{csv_text}");
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let names: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(names, harness::column_names(&answer));
+    let rows: Vec<Row> = reader
+        .records()
+        .map(|r| {
+            let r = r.expect("record");
+            names
+                .iter()
+                .zip(r.iter())
+                .map(|(n, v)| (n.clone(), (!v.is_empty()).then(|| harness::canonical(v))))
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        rows.len(),
+        answer["total"].as_u64().expect("total") as usize
+    );
+    assert!(
+        rows.len() > oneo_query::DEFAULT_LIMIT,
+        "{} rows",
+        rows.len()
+    );
+    // In the report's order: newest first (a descending sort puts nulls first).
+    let times: Vec<i64> = rows
+        .iter()
+        .map(|r| {
+            r["occurred_at"]
+                .as_ref()
+                .map_or(i64::MAX, |t| t.parse().expect("micros"))
+        })
+        .collect();
+    let bad: Vec<_> = times
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[0] < w[1])
+        .take(3)
+        .collect();
+    assert!(bad.is_empty(), "newest first: {bad:?} of {}", times.len());
+    let want = env
+        .pg("SELECT a.id::text AS id, a.type, a.occurred_at, a.duration_minutes, d.amount AS \"deal.amount\",
+                    CASE WHEN d.id IS NULL THEN NULL WHEN d.amount >= 50000 THEN 'large' ELSE 'small' END AS \"deal.size_label\"
+               FROM rel.activity a LEFT JOIN rel.deal d ON d.id = a.deal_id WHERE a.type <> 'note'")
+        .await;
+    assert_eq!(
+        sorted(rows),
+        sorted(want),
+        "the CSV rows equal PostgreSQL's"
+    );
 }
