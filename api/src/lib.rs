@@ -21,6 +21,7 @@ pub mod load;
 pub mod openapi;
 pub mod relational;
 mod routes;
+mod system;
 
 use std::net::SocketAddr;
 

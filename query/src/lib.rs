@@ -50,5 +50,6 @@ pub use sql::{
     run_sql, with_classic_types,
 };
 pub use workspace::{
-    CATALOG, ObjectDef, QueryConfig, SCHEMA, TableCache, WorkspaceSchema, WorkspaceSession,
+    CATALOG, ObjectDef, QueryConfig, SCHEMA, SYSTEM_SCHEMA, TableCache, WorkspaceSchema,
+    WorkspaceSession,
 };

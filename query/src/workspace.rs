@@ -8,8 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{
-    CatalogProvider, MemTable, MemoryCatalogProvider, SchemaProvider, TableProvider,
+    CatalogProvider, MemTable, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
+    TableProvider,
 };
 use datafusion::common::ScalarValue;
 use datafusion::datasource::{ViewTable, provider_as_source};
@@ -30,6 +32,8 @@ use crate::error::QueryError;
 /// The catalog and schema every workspace's tables live in: `oneo.crm.<object>`.
 pub const CATALOG: &str = "oneo";
 pub const SCHEMA: &str = "crm";
+/// The schema of system tables (ingest status, and later model scores).
+pub const SYSTEM_SCHEMA: &str = "oneo";
 /// Rows per batch in sessions whose results go to clients as they are (Flight SQL).
 const CLIENT_BATCH_SIZE: usize = 65_536;
 
@@ -143,6 +147,8 @@ pub struct WorkspaceSession {
     schema: Arc<WorkspaceSchema>,
     tables: Arc<LakeSchema>,
     timeout: Duration,
+    /// Schema `oneo`: system tables the caller added, with their shapes.
+    system: Mutex<Vec<(String, SchemaRef)>>,
 }
 
 impl WorkspaceSession {
@@ -212,7 +218,42 @@ impl WorkspaceSession {
             schema,
             tables,
             timeout: cfg.timeout,
+            system: Mutex::default(),
         })
+    }
+
+    /// Adds `name` to the schema `oneo` (system tables such as `ingest_status`), holding
+    /// `batch`. The caller puts in this workspace's rows only: the table is the session's.
+    pub fn add_system_table(&self, name: &str, batch: RecordBatch) -> Result<(), QueryError> {
+        let catalog = self.ctx.catalog(CATALOG).ok_or_else(|| {
+            QueryError::Engine(DataFusionError::Internal(
+                "the session has no catalog".into(),
+            ))
+        })?;
+        let schema = match catalog.schema(SYSTEM_SCHEMA) {
+            Some(s) => s,
+            None => {
+                let s: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
+                catalog.register_schema(SYSTEM_SCHEMA, Arc::clone(&s))?;
+                s
+            }
+        };
+        let shape = batch.schema();
+        let table = MemTable::try_new(Arc::clone(&shape), vec![vec![batch]])?;
+        schema.register_table(name.to_string(), Arc::new(table))?;
+        self.system
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((name.to_string(), shape));
+        Ok(())
+    }
+
+    /// The system tables in schema `oneo`, with their shapes.
+    pub fn system_tables(&self) -> Vec<(String, SchemaRef)> {
+        self.system
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub fn context(&self) -> &SessionContext {

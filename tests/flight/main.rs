@@ -143,6 +143,7 @@ async fn flight_sql_answers_from_the_workspace_lake_only() {
     handshake_returns_a_bearer_token(&env).await;
     metadata_shows_this_workspace(&env, &other.api_key).await;
     statements_equal_rest(&env).await;
+    system_tables_show_this_workspace(&env, &other.api_key).await;
     prepared_statements_bind_parameters(&env).await;
     writes_and_file_access_are_refused(&env).await;
     a_client_going_away_stops_its_query(&env).await;
@@ -207,7 +208,13 @@ async fn metadata_shows_this_workspace(env: &Env, other_key: &str) {
         .await
         .expect("schemas");
     let schemas = fetch(&mut c, info).await;
-    assert_eq!(schemas.column(1).as_string::<i32>().value(0), "crm");
+    let names: Vec<&str> = schemas
+        .column(1)
+        .as_string::<i32>()
+        .iter()
+        .flatten()
+        .collect();
+    assert_eq!(names, ["crm", "oneo"], "record tables and system tables");
 
     let tables_of = |key: String| async move {
         let mut c = client(env, &key).await;
@@ -612,4 +619,74 @@ async fn adbc_client_sees_the_same(env: &Env, other_key: &str) {
         "crm.project is not theirs"
     );
     assert!(got["bad_key"].is_string(), "a wrong key is refused");
+}
+
+/// `oneo.ingest_status`: this workspace's tables as `/v1/ingest/status` reports them, listed by
+/// `GetTables`, equal over Flight SQL and `/v1/sql`, and another workspace's rows never.
+async fn system_tables_show_this_workspace(env: &Env, other_key: &str) {
+    let mut c = client(env, &env.key).await;
+    let info = c
+        .get_tables(CommandGetTables {
+            catalog: None,
+            db_schema_filter_pattern: Some("oneo".into()),
+            table_name_filter_pattern: None,
+            table_types: vec![],
+            include_schema: false,
+        })
+        .await
+        .expect("system tables");
+    let listed = fetch(&mut c, info).await;
+    let names: Vec<&str> = listed
+        .column(2)
+        .as_string::<i32>()
+        .iter()
+        .flatten()
+        .collect();
+    assert_eq!(names, ["ingest_status"]);
+
+    let sql = "SELECT object, state, changes_applied > 0 AS applied FROM oneo.ingest_status ORDER BY object";
+    let info = c.execute(sql.into(), None).await.expect(sql);
+    let got = rows(&fetch(&mut c, info).await);
+    assert_eq!(got, rest_rows(env, sql).await, "Flight SQL and REST agree");
+    let (status, report) = env
+        .send(reqwest::Method::GET, "/v1/ingest/status", None)
+        .await;
+    assert_eq!(status, 200, "{report}");
+    let report: serde_json::Value = serde_json::from_str(&report).expect("json");
+    let mut want: Vec<(String, String)> = report["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|t| {
+            (
+                t["object"].as_str().expect("object").into(),
+                t["state"].as_str().expect("state").into(),
+            )
+        })
+        .collect();
+    want.sort();
+    let seen: Vec<(String, String)> = got
+        .iter()
+        .map(|r| {
+            (
+                r["object"].clone().expect("object"),
+                r["state"].clone().expect("state"),
+            )
+        })
+        .collect();
+    assert_eq!(seen, want, "the rows /v1/ingest/status reports");
+    assert!(seen.iter().any(|(o, _)| o == "project"), "{seen:?}");
+
+    let mut theirs = client(env, other_key).await;
+    let info = theirs
+        .execute("SELECT object FROM oneo.ingest_status".into(), None)
+        .await
+        .expect("their status");
+    let their_rows = rows(&fetch(&mut theirs, info).await);
+    assert!(
+        !their_rows
+            .iter()
+            .any(|r| r["object"].as_deref() == Some("project")),
+        "another workspace sees its own tables only: {their_rows:?}"
+    );
 }

@@ -77,9 +77,16 @@ pub(super) fn catalogs(query: CommandGetCatalogs) -> Result<RecordBatch, FlightE
     b.build()
 }
 
-pub(super) fn schemas(query: CommandGetDbSchemas) -> Result<RecordBatch, FlightError> {
+/// `crm`, and `oneo` when the server has system tables to show (ingest runs beside it).
+pub(super) fn schemas(
+    query: CommandGetDbSchemas,
+    system: bool,
+) -> Result<RecordBatch, FlightError> {
     let mut b = query.into_builder();
     b.append(CATALOG, SCHEMA);
+    if system {
+        b.append(CATALOG, oneo_query::SYSTEM_SCHEMA);
+    }
     b.build()
 }
 
@@ -94,6 +101,7 @@ pub(super) fn table_types(query: CommandGetTableTypes) -> Result<RecordBatch, Fl
 pub(super) fn tables(
     query: CommandGetTables,
     workspace: &WorkspaceSchema,
+    system: &[(String, SchemaRef)],
 ) -> Result<RecordBatch, FlightError> {
     let mut b = query.into_builder();
     for object in &workspace.objects {
@@ -104,6 +112,9 @@ pub(super) fn tables(
             TABLE_TYPE,
             &object.lake_schema(),
         )?;
+    }
+    for (name, shape) in system {
+        b.append(CATALOG, oneo_query::SYSTEM_SCHEMA, name, TABLE_TYPE, shape)?;
     }
     b.build()
 }

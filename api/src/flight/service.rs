@@ -80,7 +80,10 @@ impl FlightSqlEndpoint {
         let (cfg, workspace) = workspace_schema(&self.state, caller.workspace_id)
             .await
             .map_err(status::from_api)?;
-        WorkspaceSession::for_clients(&cfg, workspace).map_err(status::from_query)
+        let session = WorkspaceSession::for_clients(&cfg, workspace).map_err(status::from_query)?;
+        crate::system::add_system_tables(&self.state, &session, caller.workspace_id)
+            .map_err(status::from_query)?;
+        Ok(session)
     }
 
     /// `sql` planned read-only in the caller's workspace, with `params` bound.
@@ -378,7 +381,7 @@ impl FlightSqlService for FlightSqlEndpoint {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         self.caller(request.metadata()).await?;
-        one_batch(metadata::schemas(query))
+        one_batch(metadata::schemas(query, self.state.ingest.is_some()))
     }
 
     async fn get_flight_info_tables(
@@ -399,7 +402,11 @@ impl FlightSqlService for FlightSqlEndpoint {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let caller = self.caller(request.metadata()).await?;
         let session = self.session(&caller).await?;
-        one_batch(metadata::tables(query, session.schema()))
+        one_batch(metadata::tables(
+            query,
+            session.schema(),
+            &session.system_tables(),
+        ))
     }
 
     async fn get_flight_info_table_types(

@@ -143,7 +143,9 @@ pub(crate) async fn open_session(
     as_of: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<WorkspaceSession> {
     let (cfg, workspace) = workspace_schema(state, workspace_id).await?;
-    WorkspaceSession::as_of(&cfg, workspace, as_of).map_err(query_error)
+    let session = WorkspaceSession::as_of(&cfg, workspace, as_of).map_err(query_error)?;
+    crate::system::add_system_tables(state, &session, workspace_id).map_err(query_error)?;
+    Ok(session)
 }
 
 /// The lake's settings and `workspace_id`'s objects as the query engine sees them.
