@@ -12,12 +12,13 @@ use datafusion::functions_aggregate::expr_fn::{grouping, max};
 use datafusion::logical_expr::{Expr, GroupingSet, cast, ident, lit};
 use datafusion::prelude::DataFrame;
 
+use crate::aggregate::{aggregate_col, aggregate_exprs, inputs};
 use crate::dates::DateContext;
 use crate::error::QueryError;
 use crate::formula::{kind_type, summary_formulas};
 use crate::grouped::{
-    GroupKey, Levels, aggregate_col, aggregate_exprs, check_unique_names, group_key, grouping_sets,
-    inputs, key, level, sort_keys, summary_answer, value, with_formulas,
+    GroupKey, Levels, check_unique_names, group_key, grouping_sets, key, level, sort_keys,
+    summary_answer, value, with_formulas,
 };
 use crate::path::Paths;
 use crate::report::{Conditions, ReportResult, collect, conditions};

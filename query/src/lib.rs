@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+mod aggregate;
 mod bucket;
 mod compare;
 mod dates;
