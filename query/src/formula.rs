@@ -226,7 +226,10 @@ pub(crate) fn summary_formulas(
         if ty != FormulaType::Number {
             return Err(QueryError::spec(
                 format!("{part}[{k}].formula"),
-                format!("a summary formula yields a number; this one yields {ty:?}").to_lowercase(),
+                format!(
+                    "a summary formula yields a number; this one yields {}",
+                    format!("{ty:?}").to_lowercase()
+                ),
             ));
         }
         let scale = f.scale.unwrap_or(2);

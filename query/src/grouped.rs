@@ -188,12 +188,7 @@ pub(crate) async fn grouped(
     projection.extend(inputs(&aggs));
     let df = df.select(projection)?;
     let n_rows = spec.groupings.len();
-    let sets = grouping_sets(n_rows, keys.len() - n_rows);
-    let group = Expr::GroupingSet(GroupingSet::GroupingSets(
-        sets.iter()
-            .map(|s| s.iter().map(|&i| ident(key(i))).collect())
-            .collect(),
-    ));
+    let group = grouping_sets_expr(n_rows, keys.len() - n_rows);
     let mut agg_exprs = aggregate_exprs(&aggs, value)?;
     for i in 0..keys.len() {
         agg_exprs.push(grouping(ident(key(i))).alias(level(i)));
@@ -342,6 +337,16 @@ fn kind_name(k: ReportKind) -> &'static str {
         ReportKind::Matrix => "matrix",
         ReportKind::Joined => "joined",
     }
+}
+
+/// [`grouping_sets`] over the projected key columns (`__k<i>`), as one group-by expression.
+pub(crate) fn grouping_sets_expr(n_rows: usize, n_cols: usize) -> Expr {
+    Expr::GroupingSet(GroupingSet::GroupingSets(
+        grouping_sets(n_rows, n_cols)
+            .iter()
+            .map(|s| s.iter().map(|&i| ident(key(i))).collect())
+            .collect(),
+    ))
 }
 
 /// Summary (no column keys): every prefix of the groupings (ROLLUP). Matrix: every prefix of

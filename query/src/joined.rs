@@ -9,7 +9,7 @@
 
 use datafusion::common::ScalarValue;
 use datafusion::functions_aggregate::expr_fn::{grouping, max};
-use datafusion::logical_expr::{Expr, GroupingSet, cast, ident, lit};
+use datafusion::logical_expr::{Expr, cast, ident, lit};
 use datafusion::prelude::DataFrame;
 
 use crate::aggregate::{aggregate_col, aggregate_exprs, inputs};
@@ -17,7 +17,7 @@ use crate::dates::DateContext;
 use crate::error::QueryError;
 use crate::formula::{kind_type, summary_formulas};
 use crate::grouped::{
-    GroupKey, Levels, check_unique_names, group_key, grouping_sets, key, level, sort_keys,
+    GroupKey, Levels, check_unique_names, group_key, grouping_sets_expr, key, level, sort_keys,
     summary_answer, value, with_formulas,
 };
 use crate::path::Paths;
@@ -316,12 +316,7 @@ async fn block_plan(
         .collect();
     projection.extend(inputs(&aggs));
     let df = df.select(projection)?;
-    let sets = grouping_sets(keys.len(), 0);
-    let group = Expr::GroupingSet(GroupingSet::GroupingSets(
-        sets.iter()
-            .map(|s| s.iter().map(|&i| ident(key(i))).collect())
-            .collect(),
-    ));
+    let group = grouping_sets_expr(keys.len(), 0);
     let mut exprs = aggregate_exprs(&aggs, |j| slot(b, j))?;
     exprs.extend((0..keys.len()).map(|i| grouping(ident(key(i))).alias(level(i))));
     let df = df.aggregate(vec![group], exprs)?;

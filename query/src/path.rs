@@ -309,8 +309,7 @@ impl<'a> Paths<'a> {
         };
         let value = column(&alias, "__value");
         let expr = match spec.function {
-            RollupFunction::Count => coalesce(vec![value, lit(0i64)]),
-            RollupFunction::Sum => coalesce(vec![value, lit(0i64)]),
+            RollupFunction::Count | RollupFunction::Sum => coalesce(vec![value, lit(0i64)]),
             RollupFunction::Min | RollupFunction::Max => value,
         };
         Ok(Resolved {

@@ -70,6 +70,20 @@ pub async fn run_report(
     if spec.kind == ReportKind::Joined {
         return crate::joined::joined(session, spec, limit, dates).await;
     }
+    let (paths, filter) = primary(session, spec, dates).await?;
+    if spec.kind == ReportKind::Tabular {
+        tabular(session, spec, paths, filter, limit).await
+    } else {
+        crate::grouped::grouped(session, spec, paths, filter, limit, dates).await
+    }
+}
+
+/// The paths from a (non-joined) report's object and its filters' condition.
+async fn primary<'s>(
+    session: &'s WorkspaceSession,
+    spec: &ReportSpec,
+    dates: &DateContext,
+) -> Result<(Paths<'s>, Option<Expr>), QueryError> {
     if !spec.blocks.is_empty() {
         return Err(QueryError::spec(
             "blocks",
@@ -90,11 +104,7 @@ pub async fn run_report(
         dates,
     )
     .await?;
-    if spec.kind == ReportKind::Tabular {
-        tabular(session, spec, paths, filter, limit).await
-    } else {
-        crate::grouped::grouped(session, spec, paths, filter, limit, dates).await
-    }
+    Ok((paths, filter))
 }
 
 /// A report's (or a block's) record conditions; `part` prefixes the places errors name
@@ -227,20 +237,7 @@ pub async fn stream_tabular(
             "only a tabular report streams its rows; run the others",
         ));
     }
-    let mut paths = Paths::new(session.schema(), &spec.object, dates.today())?;
-    let filter = conditions(
-        session,
-        &mut paths,
-        &spec.object,
-        Conditions {
-            filters: &spec.filters,
-            logic: spec.filter_logic.as_deref(),
-            related: &spec.related,
-            part: "",
-        },
-        dates,
-    )
-    .await?;
+    let (paths, filter) = primary(session, spec, dates).await?;
     let (mut df, columns) = tabular_plan(session, spec, paths, filter).await?;
     if let Some(n) = spec.limit {
         df = df.limit(0, Some(n))?;

@@ -6,22 +6,28 @@ use serde_json::{Value, json};
 use crate::harness::{self, Env, Row};
 use crate::sorted;
 
-pub async fn summary_subtotals_and_totals(env: &Env) {
-    let spec = json!({"type": "summary", "object": "deal", "groupings": [{"field": "owner"}, {"field": "stage"}],
-                      "aggregates": [{"fn": "sum", "field": "amount"}, {"fn": "count"}]});
-    let answer = env.report(&spec).await;
-    let subtotals: Vec<Row> = answer["subtotals"]
+/// A summary's subtotals grouped by `owner` (its first grouping): the owner and the named
+/// values, each by its index among the subtotal's values.
+fn owner_subtotals(answer: &Value, values: &[(&str, usize)]) -> Vec<Row> {
+    answer["subtotals"]
         .as_array()
         .expect("subtotals")
         .iter()
         .map(|s| {
-            Row::from([
-                ("owner".to_string(), harness::cell(&s["groups"][0])),
-                ("sum_amount".to_string(), harness::cell(&s["values"][0])),
-                ("count".to_string(), harness::cell(&s["values"][1])),
-            ])
+            let mut row = Row::from([("owner".to_string(), harness::cell(&s["groups"][0]))]);
+            for (name, i) in values {
+                row.insert((*name).to_string(), harness::cell(&s["values"][*i]));
+            }
+            row
         })
-        .collect();
+        .collect()
+}
+
+pub async fn summary_subtotals_and_totals(env: &Env) {
+    let spec = json!({"type": "summary", "object": "deal", "groupings": [{"field": "owner"}, {"field": "stage"}],
+                      "aggregates": [{"fn": "sum", "field": "amount"}, {"fn": "count"}]});
+    let answer = env.report(&spec).await;
+    let subtotals = owner_subtotals(&answer, &[("sum_amount", 0), ("count", 1)]);
     let want = env
         .pg("SELECT owner, sum(amount) AS sum_amount, count(*) AS count FROM rel.deal GROUP BY owner")
         .await;
@@ -140,17 +146,7 @@ pub async fn formulas_cover_subtotals_and_totals(env: &Env) {
     let answer = env.report(&spec).await;
     let share =
         "round(sum(amount) FILTER (WHERE stage = 'closed_won') / nullif(sum(amount), 0) * 100, 3)";
-    let subtotals: Vec<Row> = answer["subtotals"]
-        .as_array()
-        .expect("subtotals")
-        .iter()
-        .map(|s| {
-            Row::from([
-                ("owner".to_string(), harness::cell(&s["groups"][0])),
-                ("won_share".to_string(), harness::cell(&s["values"][2])),
-            ])
-        })
-        .collect();
+    let subtotals = owner_subtotals(&answer, &[("won_share", 2)]);
     let want = env
         .pg(&format!(
             "SELECT owner, {share} AS won_share FROM rel.deal GROUP BY owner"
@@ -270,19 +266,7 @@ pub async fn comparisons_cover_subtotals(env: &Env) {
                       "aggregates": [{"fn": "sum", "field": "amount", "compare": "percent_of_parent"},
                                      {"fn": "count", "compare": "change_from_previous"}]});
     let answer = env.report(&spec).await;
-    let subtotals: Vec<Row> = answer["subtotals"]
-        .as_array()
-        .expect("subtotals")
-        .iter()
-        .map(|s| {
-            let v = &s["values"];
-            Row::from([
-                ("owner".to_string(), harness::cell(&s["groups"][0])),
-                ("share".to_string(), harness::cell(&v[2])),
-                ("change".to_string(), harness::cell(&v[3])),
-            ])
-        })
-        .collect();
+    let subtotals = owner_subtotals(&answer, &[("share", 2), ("change", 3)]);
     let want = env
         .pg(
             "SELECT owner, 100.0 * sum(amount) / sum(sum(amount)) OVER () AS share,

@@ -189,6 +189,22 @@ pub fn column_names(answer: &Value) -> Vec<String> {
         .collect()
 }
 
+/// A CSV file's header and records, as text.
+pub fn read_csv(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(String::from)
+        .collect();
+    let records = reader
+        .records()
+        .map(|r| r.expect("record").iter().map(String::from).collect())
+        .collect();
+    (header, records)
+}
+
 /// A report's `rows` keyed by its column names.
 pub fn report_rows(answer: &Value) -> Vec<Row> {
     let names = column_names(answer);

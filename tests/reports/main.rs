@@ -135,18 +135,8 @@ async fn saved_reports_run_export_and_stay_in_their_workspace(env: &Env) {
         )
         .await;
     assert_eq!(status, 200, "{csv_text}");
-    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
-    let header: Vec<String> = reader
-        .headers()
-        .expect("header")
-        .iter()
-        .map(String::from)
-        .collect();
+    let (header, records) = harness::read_csv(&csv_text);
     assert_eq!(header, ["stage", "owner", "sum_amount", "count"]);
-    let records: Vec<Vec<String>> = reader
-        .records()
-        .map(|r| r.expect("record").iter().map(String::from).collect())
-        .collect();
     let json_rows: Vec<Vec<String>> = ran["rows"]
         .as_array()
         .expect("rows")
