@@ -4,6 +4,11 @@
 //! `max_batch_changes`. Each table's commit records the batch's highest commit LSN; the slot
 //! is acknowledged only after every table's commit is durable. After a crash the slot
 //! replays from its acknowledged position and each table skips what its log says it has.
+//!
+//! Writing batch N overlaps gathering batch N+1: a closed batch is written by a task of its
+//! own while the stream goes on, and at most one batch is in flight. The next batch is
+//! launched only after the one before it is settled (its commits returned, its end LSN
+//! acknowledged), so the slot is acknowledged in order and never past what the lake has.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -12,6 +17,7 @@ use chrono::{DateTime, Utc};
 use deltalake::arrow::array::RecordBatch;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -57,6 +63,16 @@ struct OpenTxn {
     catalog_changed: bool,
 }
 
+/// A batch being written by a task of its own; its objects' tables are with that task.
+struct Writing {
+    task: JoinHandle<Result<Vec<Outcome>, IngestError>>,
+    end_lsn: Lsn,
+    changes: usize,
+    /// When the batch's first transaction arrived, and when its write started.
+    opened: Option<Instant>,
+    started: Instant,
+}
+
 pub(crate) struct Pipeline {
     pub cfg: IngestConfig,
     pub pool: PgPool,
@@ -64,6 +80,7 @@ pub(crate) struct Pipeline {
     pub status: StatusHandle,
     layouts: HashMap<i64, ObjectLayout>,
     tables: HashMap<i64, Tables>,
+    writing: Option<Writing>,
 }
 
 impl Pipeline {
@@ -75,6 +92,7 @@ impl Pipeline {
             status,
             layouts: HashMap::new(),
             tables: HashMap::new(),
+            writing: None,
         }
     }
 
@@ -133,6 +151,18 @@ impl Pipeline {
         });
         info!(slot = %self.cfg.slot, "streaming changes into the lake");
         let result = self.stream(&mut source, commands, cancel).await;
+        if let Some(writing) = self.writing.take() {
+            // The stream failed with a batch in flight: let its commits finish (they are
+            // atomic either way) so the restarted pipeline doesn't race them, but don't
+            // acknowledge it; the slot replays it and each table skips what it has.
+            match writing.task.await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    warn!(error = %e, "the batch in flight when the stream stopped failed too")
+                }
+                Err(e) => warn!(error = %e, "the batch in flight when the stream stopped was lost"),
+            }
+        }
         self.status.pipeline(|p| p.running = false);
         source.close().await;
         result
@@ -156,8 +186,11 @@ impl Pipeline {
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => {
-                    self.flush(source, &mut batch).await?;
+                    self.drain(source, &mut batch).await?;
                     return Ok(());
+                }
+                joined = written(&mut self.writing) => {
+                    self.settle(source, joined).await?;
                 }
                 () = sleep_until(deadline), if deadline.is_some() => {
                     self.flush(source, &mut batch).await?;
@@ -202,7 +235,7 @@ impl Pipeline {
                     }
                 }
                 Some(command) = commands.recv() => {
-                    self.flush(source, &mut batch).await?;
+                    self.drain(source, &mut batch).await?;
                     match command {
                         Command::Resync { object_id, done } => {
                             let result = self.resync(object_id).await;
@@ -225,7 +258,7 @@ impl Pipeline {
                         last_event = Instant::now();
                     }
                     if Instant::now() >= next_maintenance {
-                        self.flush(source, &mut batch).await?;
+                        self.drain(source, &mut batch).await?;
                         self.maintain().await;
                         next_maintenance = Instant::now() + self.cfg.maintenance_interval;
                     }
@@ -234,18 +267,41 @@ impl Pipeline {
         }
     }
 
-    /// Writes the batch to every table it touches, then acknowledges it.
+    /// Writes the batch and everything before it, and acknowledges them: nothing is in flight
+    /// afterwards (before stopping, a resync, or maintenance, which need every table back).
+    async fn drain(
+        &mut self,
+        source: &impl ChangeSource,
+        batch: &mut Batch,
+    ) -> Result<(), IngestError> {
+        self.flush(source, batch).await?;
+        if self.writing.is_none() {
+            return Ok(());
+        }
+        let joined = written(&mut self.writing).await;
+        self.settle(source, joined).await
+    }
+
+    /// Closes the batch: settles the batch in flight (its tables come back), then starts
+    /// writing this one to every table it touches and returns while it is written.
     async fn flush(
         &mut self,
         source: &impl ChangeSource,
         batch: &mut Batch,
     ) -> Result<(), IngestError> {
+        if batch.end_lsn.is_none() {
+            return Ok(());
+        }
+        if self.writing.is_some() {
+            let joined = written(&mut self.writing).await;
+            self.settle(source, joined).await?;
+        }
         let b = std::mem::take(batch);
         let Some(end_lsn) = b.end_lsn else {
             return Ok(());
         };
         let span = info_span!("ingest_batch", changes = b.changes, tables = b.rows.len(), end_lsn = %format_lsn(end_lsn));
-        async {
+        let work = async {
             let stale = b.catalog_changed
                 || b.rows
                     .iter()
@@ -253,7 +309,6 @@ impl Pipeline {
             if stale {
                 self.layouts = load_layouts(&self.pool).await?;
             }
-            let started = Instant::now();
             let mut tables: Vec<(i64, Vec<PendingRow>)> = b.rows.into_iter().collect();
             tables.sort_unstable_by_key(|(id, _)| *id);
             let mut work = Vec::with_capacity(tables.len());
@@ -273,32 +328,56 @@ impl Pipeline {
                     });
                 }
             }
-            let mut first_error = None;
-            for outcome in apply_batch(work).await? {
-                if let Err(e) = self.record(outcome) {
-                    first_error.get_or_insert(e);
-                }
-            }
-            if let Some(e) = first_error {
-                return Err(e);
-            }
-            source.acknowledge(end_lsn);
-            let waited = b.opened.map(|t| started.saturating_duration_since(t));
-            tracing::debug!(
-                write_ms = started.elapsed().as_millis() as u64,
-                gathered_ms = waited.map(|w| w.as_millis() as u64),
-                "batch in the lake"
-            );
-            self.status.pipeline(|p| {
-                p.acknowledged = Some(end_lsn);
-                p.acknowledged_lsn = Some(format_lsn(end_lsn));
-                p.batches += 1;
-                p.changes += b.changes as u64;
-            });
-            Ok(())
+            Ok::<_, IngestError>(work)
         }
-        .instrument(span)
-        .await
+        .instrument(span.clone())
+        .await?;
+        self.writing = Some(Writing {
+            task: tokio::spawn(apply_batch(work).instrument(span)),
+            end_lsn,
+            changes: b.changes,
+            opened: b.opened,
+            started: Instant::now(),
+        });
+        Ok(())
+    }
+
+    /// The batch in flight has been written: takes its tables back, records what happened
+    /// and acknowledges it.
+    async fn settle(
+        &mut self,
+        source: &impl ChangeSource,
+        joined: Result<Result<Vec<Outcome>, IngestError>, JoinError>,
+    ) -> Result<(), IngestError> {
+        let Some(w) = self.writing.take() else {
+            return Ok(());
+        };
+        let outcomes = joined.map_err(|e| {
+            IngestError::Catalog(format!("writing a batch to the lake stopped: {e}"))
+        })??;
+        let mut first_error = None;
+        for outcome in outcomes {
+            if let Err(e) = self.record(outcome) {
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        source.acknowledge(w.end_lsn);
+        tracing::debug!(
+            end_lsn = %format_lsn(w.end_lsn),
+            write_ms = w.started.elapsed().as_millis() as u64,
+            gathered_ms = w.opened.map(|t| w.started.saturating_duration_since(t).as_millis() as u64),
+            "batch in the lake"
+        );
+        self.status.pipeline(|p| {
+            p.acknowledged = Some(w.end_lsn);
+            p.acknowledged_lsn = Some(format_lsn(w.end_lsn));
+            p.batches += 1;
+            p.changes += w.changes as u64;
+        });
+        Ok(())
     }
 
     /// A row carries a column the layout doesn't know: a field was added.
@@ -552,6 +631,16 @@ fn new_status(layout: &ObjectLayout, state: TableState) -> TableStatus {
         changes_applied: 0,
         snapshot_rows: 0,
         last_error: None,
+    }
+}
+
+/// The batch in flight, once written; never, when there is none.
+async fn written(
+    writing: &mut Option<Writing>,
+) -> Result<Result<Vec<Outcome>, IngestError>, JoinError> {
+    match writing {
+        Some(w) => (&mut w.task).await,
+        None => std::future::pending().await,
     }
 }
 
