@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use std::sync::LazyLock;
 
-use chrono::NaiveDate;
 use chrono::format::{Item, Parsed, StrftimeItems};
+use chrono::{NaiveDate, Utc};
 use deltalake::arrow::array::{
     ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Int64Builder, ListBuilder,
     StringBuilder, TimestampMicrosecondBuilder,
 };
-use deltalake::arrow::compute::kernels::cast_utils::parse_decimal;
-use deltalake::arrow::datatypes::{DataType, Decimal128Type, TimeUnit};
+use deltalake::arrow::compute::kernels::cast_utils::{Parser, parse_decimal, string_to_datetime};
+use deltalake::arrow::datatypes::{DataType, Date32Type, Decimal128Type, TimeUnit};
 
 /// Builds one column from text values.
 pub enum ColumnBuilder {
@@ -136,6 +136,11 @@ static DATE_FORMAT: LazyLock<Vec<Item<'static>>> = LazyLock::new(|| {
 });
 
 fn parse_date(text: &str) -> Result<i32, String> {
+    // Arrow's parser reads `YYYY-MM-DD` without building a `Parsed`; chrono's general one
+    // handles the rest (or explains why not).
+    if let Some(days) = Date32Type::parse(text) {
+        return Ok(days);
+    }
     let mut parsed = Parsed::new();
     let d: NaiveDate = chrono::format::parse(&mut parsed, text, DATE_FORMAT.iter())
         .and_then(|()| parsed.to_naive_date())
@@ -153,6 +158,11 @@ static TIMESTAMP_FORMAT: LazyLock<Vec<Item<'static>>> = LazyLock::new(|| {
 
 /// `timestamptz` in PostgreSQL's ISO output: `2026-11-23 10:11:12.5+00` (any session zone).
 fn parse_timestamp(text: &str) -> Result<i64, String> {
+    // Arrow's parser is the fast path (the replication session runs in UTC, so offsets are
+    // `+00`); chrono's format reads what it doesn't, or says why not.
+    if let Ok(t) = string_to_datetime(&Utc, text) {
+        return Ok(t.timestamp_micros());
+    }
     let mut parsed = Parsed::new();
     chrono::format::parse(&mut parsed, text, TIMESTAMP_FORMAT.iter())
         .and_then(|()| parsed.to_datetime())
@@ -245,6 +255,10 @@ mod tests {
         assert_eq!(a.value(1) - a.value(0), 1);
         assert_eq!(a.value(0), 1_795_428_000_000_000);
         assert!(b.append(Some("infinity")).is_err());
+        assert_eq!(
+            parse_timestamp("2026-11-23 10:00:00.5-03"),
+            parse_timestamp("2026-11-23 13:00:00.500000+00")
+        );
     }
 
     #[test]

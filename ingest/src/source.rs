@@ -141,6 +141,16 @@ impl SlotConfig {
         let mut url = url::Url::parse(&self.database_url)
             .map_err(|e| IngestError::Replication(format!("DATABASE_URL is not a URL: {e}")))?;
         url.query_pairs_mut().append_pair("replication", "database");
+        if !url.query_pairs().any(|(k, _)| k == "options") {
+            // pgoutput prints `timestamptz` in the session's zone; in UTC every offset is
+            // `+00`, never a zone's historical `+00:53:28`, which the decoder doesn't take.
+            // Written by hand: form encoding would make the space a `+`, which libpq keeps.
+            let query = format!(
+                "{}&options=-c%20TimeZone%3DUTC",
+                url.query().unwrap_or_default()
+            );
+            url.set_query(Some(&query));
+        }
         let mut urls = Vec::with_capacity(2);
         // `postgres:` is not a special scheme to the URL parser, so an IP stays host text.
         let loopback = matches!(
@@ -485,7 +495,7 @@ mod tests {
         let last = urls.last().unwrap();
         assert_eq!(
             last,
-            "postgres://postgres@127.0.0.1:5432/oneo?replication=database"
+            "postgres://postgres@127.0.0.1:5432/oneo?replication=database&options=-c%20TimeZone%3DUTC"
         );
         let has_socket = SOCKET_DIRS
             .iter()
