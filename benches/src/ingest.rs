@@ -112,9 +112,11 @@ pub async fn backlog(
 
     check_counts(pool, &cfg, workspace).await?;
     println!(
-        "ingest backlog        {changes} changes (WAL up to {wal}) in {secs:.1} s = {:.0} changes/s  ({} batches)",
+        "ingest backlog        {changes} changes (WAL up to {wal}) in {secs:.1} s = {:.0} changes/s  ({} batches; writing {:.1} s, reading stalled on writes {:.1} s)",
         changes as f64 / secs,
-        report.pipeline.batches
+        report.pipeline.batches,
+        report.pipeline.write_ms as f64 / 1e3,
+        report.pipeline.stalled_ms as f64 / 1e3,
     );
     let t = Instant::now();
     let messages: i64 = sqlx::query_scalar(

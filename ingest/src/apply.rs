@@ -59,7 +59,9 @@ pub(crate) async fn apply_batch(work: Vec<Work>) -> Result<Vec<Outcome>, IngestE
         let (l, r) = (Arc::clone(&layout), Arc::clone(&rows));
         let current_task = tokio::spawn(
             async move {
+                let started = std::time::Instant::now();
                 let result = apply_current(&mut current, &l, &r).await;
+                tracing::debug!(object = %l.api_name, ms = started.elapsed().as_millis() as u64, "current state written");
                 (current, result)
             }
             .in_current_span(),
@@ -67,7 +69,9 @@ pub(crate) async fn apply_batch(work: Vec<Work>) -> Result<Vec<Outcome>, IngestE
         let (l, r) = (Arc::clone(&layout), Arc::clone(&rows));
         let history_task = tokio::spawn(
             async move {
+                let started = std::time::Instant::now();
                 let result = apply_history(&mut history, &l, &r).await;
+                tracing::debug!(object = %l.api_name, ms = started.elapsed().as_millis() as u64, "history written");
                 (history, result)
             }
             .in_current_span(),

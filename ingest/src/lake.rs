@@ -13,6 +13,8 @@ use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{StructField, Transaction};
 use deltalake::operations::write::SchemaMode;
+use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::properties::WriterProperties;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError};
 use url::Url;
@@ -111,6 +113,17 @@ fn commit(lsn: Lsn) -> CommitProperties {
     CommitProperties::default().with_application_transaction(Transaction::new(APP_ID, version))
 }
 
+/// How ingest writes Parquet: LZ4 (raw) rather than delta-rs's default Snappy. Reading is
+/// most of the lake's life and Snappy's decoder was 12% of the CPU of streaming 10M rows over
+/// Flight SQL; LZ4 decodes several times faster at a similar ratio, and every Parquet reader
+/// (Spark, DuckDB, pyarrow, delta-rs) reads it.
+fn file_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_created_by(concat!("oneo-ingest ", env!("CARGO_PKG_VERSION")).to_string())
+        .set_compression(Compression::LZ4_RAW)
+        .build()
+}
+
 fn write_error(e: DeltaTableError) -> TableError {
     TableError::Write(e.to_string())
 }
@@ -189,6 +202,7 @@ impl LakeTable {
             .clone()
             .write(vec![batch])
             .with_save_mode(SaveMode::Append)
+            .with_writer_properties(file_properties())
             .with_commit_properties(commit(lsn))
             .await
             .map_err(write_error)?;
@@ -204,6 +218,7 @@ impl LakeTable {
             .write(batches)
             .with_save_mode(SaveMode::Overwrite)
             .with_schema_mode(SchemaMode::Overwrite)
+            .with_writer_properties(file_properties())
             .with_commit_properties(commit(lsn))
             .await
             .map_err(write_error)?;
@@ -232,6 +247,7 @@ impl LakeTable {
             )
             .with_source_alias("source")
             .with_target_alias("target")
+            .with_writer_properties(file_properties())
             .with_commit_properties(commit(lsn))
             .when_matched_delete(|d| d.predicate(deleted.clone()))
             .and_then(|m| {
@@ -265,7 +281,12 @@ impl LakeTable {
         &mut self,
         retention: chrono::Duration,
     ) -> Result<(u64, usize), DeltaTableError> {
-        let (table, metrics) = self.table.clone().optimize().await?;
+        let (table, metrics) = self
+            .table
+            .clone()
+            .optimize()
+            .with_writer_properties(file_properties())
+            .await?;
         let (table, vacuumed) = table
             .vacuum()
             .with_retention_period(retention)

@@ -293,7 +293,10 @@ impl Pipeline {
             return Ok(());
         }
         if self.writing.is_some() {
+            let waiting = Instant::now();
             let joined = written(&mut self.writing).await;
+            let stalled = waiting.elapsed().as_millis() as u64;
+            self.status.pipeline(|p| p.stalled_ms += stalled);
             self.settle(source, joined).await?;
         }
         let b = std::mem::take(batch);
@@ -376,6 +379,7 @@ impl Pipeline {
             p.acknowledged_lsn = Some(format_lsn(w.end_lsn));
             p.batches += 1;
             p.changes += w.changes as u64;
+            p.write_ms += w.started.elapsed().as_millis() as u64;
         });
         Ok(())
     }

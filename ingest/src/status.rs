@@ -54,6 +54,11 @@ pub struct PipelineStatus {
     pub batches: u64,
     pub changes: u64,
     pub restarts: u64,
+    /// Milliseconds batches spent being written to the lake, summed.
+    pub write_ms: u64,
+    /// Milliseconds the stream stood still waiting for the batch before to be written: near
+    /// `write_ms` when the lake is the bottleneck, near 0 when reading is.
+    pub stalled_ms: u64,
     pub last_error: Option<String>,
     /// Why the last full snapshot was taken (a new slot, or a lost one).
     pub snapshot_reason: Option<String>,
@@ -178,6 +183,24 @@ impl StatusHandle {
             "Position acknowledged to the slot",
             p.acknowledged,
         );
+        for (name, help, ms) in [
+            (
+                "oneo_ingest_write_seconds_total",
+                "Time batches spent being written to the lake",
+                p.write_ms,
+            ),
+            (
+                "oneo_ingest_stalled_seconds_total",
+                "Time the stream waited for the batch before it to be written",
+                p.stalled_ms,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                ms as f64 / 1e3
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP oneo_ingest_table_changes_total Changes applied to a table\n# TYPE oneo_ingest_table_changes_total counter"
