@@ -336,13 +336,21 @@ impl Slot {
         self.stream.start(None).await?;
         let feedback = Arc::clone(&self.stream.shared_lsn_feedback);
         let mut events = self.stream.into_stream(cancel.clone());
-        let (tx, rx) = mpsc::channel(16 * 1024);
+        let (tx, rx) = mpsc::channel(QUEUED_CHUNKS);
         let reader = tokio::spawn(async move {
+            // Changes go to the pipeline in chunks, each ending at a commit or at
+            // `CHUNK_CHANGES`: one hand-over (and at most one wake-up of the pipeline) per
+            // chunk rather than per change. Nothing waits in a chunk that could be used
+            // sooner: the pipeline acts on whole transactions only, and a commit ends a chunk.
+            let mut chunk = Vec::new();
             loop {
                 match events.next_event().await {
                     Ok(ev) => {
-                        if let Some(change) = convert(ev)
-                            && tx.send(Ok(change)).await.is_err()
+                        let Some(change) = convert(ev) else { continue };
+                        let commit = matches!(change, Change::Commit { .. });
+                        chunk.push(change);
+                        if (commit || chunk.len() >= CHUNK_CHANGES)
+                            && tx.send(Ok(std::mem::take(&mut chunk))).await.is_err()
                         {
                             break;
                         }
@@ -361,6 +369,7 @@ impl Slot {
         });
         Ok(PgChangeSource {
             rx,
+            pending: Vec::new().into_iter(),
             feedback,
             cancel,
             reader: AbortOnDrop(Some(reader)),
@@ -368,9 +377,16 @@ impl Slot {
     }
 }
 
+/// Changes per chunk handed from the reader to the pipeline, at most.
+const CHUNK_CHANGES: usize = 1024;
+/// Chunks queued between them: up to 64k changes of large transactions, fewer of small ones.
+const QUEUED_CHUNKS: usize = 64;
+
 /// The live change stream of the slot.
 pub struct PgChangeSource {
-    rx: mpsc::Receiver<Result<Change, IngestError>>,
+    rx: mpsc::Receiver<Result<Vec<Change>, IngestError>>,
+    /// The rest of the chunk being handed out.
+    pending: std::vec::IntoIter<Change>,
     feedback: Arc<SharedLsnFeedback>,
     cancel: CancellationToken,
     reader: AbortOnDrop,
@@ -389,7 +405,17 @@ impl Drop for AbortOnDrop {
 
 impl ChangeSource for PgChangeSource {
     async fn next(&mut self) -> Result<Change, IngestError> {
-        self.rx.recv().await.unwrap_or(Err(IngestError::Stopped))
+        loop {
+            if let Some(change) = self.pending.next() {
+                return Ok(change);
+            }
+            // Cancel-safe: a chunk is taken and stored within one poll.
+            match self.rx.recv().await {
+                Some(Ok(chunk)) => self.pending = chunk.into_iter(),
+                Some(Err(e)) => return Err(e),
+                None => return Err(IngestError::Stopped),
+            }
+        }
     }
 
     fn acknowledge(&self, lsn: Lsn) {
