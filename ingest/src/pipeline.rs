@@ -68,6 +68,8 @@ struct Writing {
     task: JoinHandle<Result<Vec<Outcome>, IngestError>>,
     end_lsn: Lsn,
     changes: usize,
+    /// Its oldest commit: what the lag is measured from while it is written.
+    oldest_commit: Option<DateTime<Utc>>,
     /// When the batch's first transaction arrived, and when its write started.
     opened: Option<Instant>,
     started: Instant,
@@ -339,6 +341,7 @@ impl Pipeline {
             task: tokio::spawn(apply_batch(work).instrument(span)),
             end_lsn,
             changes: b.changes,
+            oldest_commit: b.oldest_commit,
             opened: b.opened,
             started: Instant::now(),
         });
@@ -578,8 +581,13 @@ impl Pipeline {
             return;
         };
         let acked = self.status.acknowledged().unwrap_or(0);
-        let lag_ms = batch
-            .oldest_commit
+        // The batch being written is older than the one being gathered.
+        let oldest = self
+            .writing
+            .as_ref()
+            .and_then(|w| w.oldest_commit)
+            .or(batch.oldest_commit);
+        let lag_ms = oldest
             .map(|t| (Utc::now() - t).num_milliseconds().max(0) as u64)
             .unwrap_or(0);
         self.status.set_lag(wal, wal.saturating_sub(acked), lag_ms);
