@@ -5,10 +5,7 @@
 //! is acknowledged only after every table's commit is durable. After a crash the slot
 //! replays from its acknowledged position and each table skips what its log says it has.
 //!
-//! Writing batch N overlaps gathering batch N+1: a closed batch is written by a task of its
-//! own while the stream goes on, and at most one batch is in flight. The next batch is
-//! launched only after the one before it is settled (its commits returned, its end LSN
-//! acknowledged), so the slot is acknowledged in order and never past what the lake has.
+//! Writing batch N overlaps gathering batch N+1 ([`write`]).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -17,12 +14,11 @@ use chrono::{DateTime, Utc};
 use deltalake::arrow::array::RecordBatch;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{info, warn};
 
 use crate::IngestConfig;
-use crate::apply::{Outcome, Tables, Work, apply_batch};
+use crate::apply::Tables;
 use crate::batch::PendingRow;
 use crate::error::{IngestError, TableError};
 use crate::lake::{Lake, TableKind};
@@ -33,6 +29,9 @@ use crate::source::{
     open_slot, parse_lsn, temporary_snapshot,
 };
 use crate::status::{StatusHandle, TableState, TableStatus};
+
+mod write;
+use write::{Writing, written};
 
 /// Asks the running pipeline to do something.
 pub enum Command {
@@ -61,18 +60,6 @@ struct OpenTxn {
     commit_ts: DateTime<Utc>,
     rows: Vec<(i64, PendingRow)>,
     catalog_changed: bool,
-}
-
-/// A batch being written by a task of its own; its objects' tables are with that task.
-struct Writing {
-    task: JoinHandle<Result<Vec<Outcome>, IngestError>>,
-    end_lsn: Lsn,
-    changes: usize,
-    /// Its oldest commit: what the lag is measured from while it is written.
-    oldest_commit: Option<DateTime<Utc>>,
-    /// When the batch's first transaction arrived, and when its write started.
-    opened: Option<Instant>,
-    started: Instant,
 }
 
 pub(crate) struct Pipeline {
@@ -269,136 +256,6 @@ impl Pipeline {
         }
     }
 
-    /// Writes the batch and everything before it, and acknowledges them: nothing is in flight
-    /// afterwards (before stopping, a resync, or maintenance, which need every table back).
-    async fn drain(
-        &mut self,
-        source: &impl ChangeSource,
-        batch: &mut Batch,
-    ) -> Result<(), IngestError> {
-        self.flush(source, batch).await?;
-        if self.writing.is_none() {
-            return Ok(());
-        }
-        let joined = written(&mut self.writing).await;
-        self.settle(source, joined).await
-    }
-
-    /// Closes the batch: settles the batch in flight (its tables come back), then starts
-    /// writing this one to every table it touches and returns while it is written.
-    async fn flush(
-        &mut self,
-        source: &impl ChangeSource,
-        batch: &mut Batch,
-    ) -> Result<(), IngestError> {
-        if batch.end_lsn.is_none() {
-            return Ok(());
-        }
-        if self.writing.is_some() {
-            let waiting = Instant::now();
-            let joined = written(&mut self.writing).await;
-            let stalled = waiting.elapsed().as_millis() as u64;
-            self.status.pipeline(|p| p.stalled_ms += stalled);
-            self.settle(source, joined).await?;
-        }
-        let b = std::mem::take(batch);
-        let Some(end_lsn) = b.end_lsn else {
-            return Ok(());
-        };
-        let span = info_span!("ingest_batch", changes = b.changes, tables = b.rows.len(), end_lsn = %format_lsn(end_lsn));
-        let work = async {
-            let stale = b.catalog_changed
-                || b.rows
-                    .iter()
-                    .any(|(id, rows)| self.layout_is_stale(*id, rows));
-            if stale {
-                self.layouts = load_layouts(&self.pool).await?;
-            }
-            let mut tables: Vec<(i64, Vec<PendingRow>)> = b.rows.into_iter().collect();
-            tables.sort_unstable_by_key(|(id, _)| *id);
-            let mut work = Vec::with_capacity(tables.len());
-            for (object_id, rows) in tables {
-                // An object deleted since these changes were made has no table to feed.
-                let Some(layout) = self.layouts.get(&object_id).cloned() else {
-                    continue;
-                };
-                if self.tables(object_id).await?.failed.is_some() {
-                    continue;
-                }
-                if let Some(tables) = self.tables.remove(&object_id) {
-                    work.push(Work {
-                        layout,
-                        tables,
-                        rows,
-                    });
-                }
-            }
-            Ok::<_, IngestError>(work)
-        }
-        .instrument(span.clone())
-        .await?;
-        self.writing = Some(Writing {
-            task: tokio::spawn(apply_batch(work).instrument(span)),
-            end_lsn,
-            changes: b.changes,
-            oldest_commit: b.oldest_commit,
-            opened: b.opened,
-            started: Instant::now(),
-        });
-        Ok(())
-    }
-
-    /// The batch in flight has been written: takes its tables back, records what happened
-    /// and acknowledges it.
-    async fn settle(
-        &mut self,
-        source: &impl ChangeSource,
-        joined: Result<Result<Vec<Outcome>, IngestError>, JoinError>,
-    ) -> Result<(), IngestError> {
-        let Some(w) = self.writing.take() else {
-            return Ok(());
-        };
-        let outcomes = joined.map_err(|e| {
-            IngestError::Catalog(format!("writing a batch to the lake stopped: {e}"))
-        })??;
-        let mut first_error = None;
-        for outcome in outcomes {
-            if let Err(e) = self.record(outcome) {
-                first_error.get_or_insert(e);
-            }
-        }
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        source.acknowledge(w.end_lsn);
-        tracing::debug!(
-            end_lsn = %format_lsn(w.end_lsn),
-            write_ms = w.started.elapsed().as_millis() as u64,
-            gathered_ms = w.opened.map(|t| w.started.saturating_duration_since(t).as_millis() as u64),
-            "batch in the lake"
-        );
-        self.status.pipeline(|p| {
-            p.acknowledged = Some(w.end_lsn);
-            p.acknowledged_lsn = Some(format_lsn(w.end_lsn));
-            p.batches += 1;
-            p.changes += w.changes as u64;
-            p.write_ms += w.started.elapsed().as_millis() as u64;
-        });
-        Ok(())
-    }
-
-    /// A row carries a column the layout doesn't know: a field was added.
-    fn layout_is_stale(&self, object_id: i64, rows: &[PendingRow]) -> bool {
-        let Some(layout) = self.layouts.get(&object_id) else {
-            return true;
-        };
-        let Some(new) = rows.last().and_then(|r| r.new.as_ref().or(r.old.as_ref())) else {
-            return false;
-        };
-        new.columns()
-            .any(|c| c.starts_with('f') && !layout.fields.iter().any(|f| f.source == c))
-    }
-
     async fn tables(&mut self, object_id: i64) -> Result<&mut Tables, IngestError> {
         if !self.tables.contains_key(&object_id) {
             let layout = self
@@ -434,55 +291,6 @@ impl Pipeline {
         self.tables
             .get_mut(&object_id)
             .ok_or_else(|| IngestError::Catalog(format!("object {object_id} is unknown")))
-    }
-
-    /// Takes back one object's tables after a batch and records what happened. A change the
-    /// tables can't take stops that object (state `failed`) and not the others; a failure to
-    /// reach the lake stops the pipeline, which retries from the slot.
-    fn record(&mut self, outcome: Outcome) -> Result<(), IngestError> {
-        let Outcome {
-            layout,
-            mut tables,
-            last,
-            result,
-        } = outcome;
-        let object_id = layout.object_id;
-        let verdict = match result {
-            Ok(applied) => {
-                self.status.table(
-                    object_id,
-                    || new_status(&layout, TableState::Streaming),
-                    |t| {
-                        t.changes_applied += applied as u64;
-                        if let Some((lsn, ts)) = last {
-                            t.last_applied_lsn = Some(format_lsn(lsn));
-                            t.last_commit_at = Some(ts);
-                        }
-                    },
-                );
-                Ok(())
-            }
-            Err(TableError::Write(e)) => Err(IngestError::Catalog(format!(
-                "writing the lake table of `{}`: {e}",
-                layout.api_name
-            ))),
-            Err(e) => {
-                warn!(object = %layout.api_name, error = %e, "lake table stopped; resync it to recover");
-                let msg = e.to_string();
-                tables.failed = Some(msg.clone());
-                self.status.table(
-                    object_id,
-                    || new_status(&layout, TableState::Failed),
-                    |t| {
-                        t.state = TableState::Failed;
-                        t.last_error = Some(msg);
-                    },
-                );
-                Ok(())
-            }
-        };
-        self.tables.insert(object_id, tables);
-        verdict
     }
 
     /// Copies the snapshot's tables into the lake. Returns the main slot's stream, if the
@@ -643,16 +451,6 @@ fn new_status(layout: &ObjectLayout, state: TableState) -> TableStatus {
         changes_applied: 0,
         snapshot_rows: 0,
         last_error: None,
-    }
-}
-
-/// The batch in flight, once written; never, when there is none.
-async fn written(
-    writing: &mut Option<Writing>,
-) -> Result<Result<Vec<Outcome>, IngestError>, JoinError> {
-    match writing {
-        Some(w) => (&mut w.task).await,
-        None => std::future::pending().await,
     }
 }
 
