@@ -36,7 +36,7 @@ pub fn start_ingest(
             tracing::error!(error = %e, "ingest stopped; the API keeps serving");
         }
     });
-    let query = oneo_query::QueryConfig::new(handle.lake().root().clone());
+    let query = lake.query_config(handle.lake().root().clone());
     let app = app.with_ingest(handle.clone()).with_lake(query);
     Ok((app, IngestTask { handle, task }))
 }

@@ -67,9 +67,18 @@ pub struct LakeConfig {
     /// How far back time travel reaches; older unreferenced files are vacuumed.
     #[arg(long, env = "ONEO_LAKE_RETENTION_HOURS", default_value_t = 168)]
     pub lake_retention_hours: i64,
+    /// Memory for the lake's decoded columns, shared by all queries (MiB); a table whose
+    /// columns don't fit is read from its files. 0 turns the cache off.
+    #[arg(long, env = "ONEO_COLUMN_CACHE_MB", default_value_t = 4096)]
+    pub column_cache_mb: usize,
 }
 
 impl LakeConfig {
+    /// The query engine's settings over the lake at `root` (as ingest resolved it).
+    pub fn query_config(&self, root: url::Url) -> oneo_query::QueryConfig {
+        oneo_query::QueryConfig::new(root).with_column_cache(self.column_cache_mb << 20)
+    }
+
     pub fn ingest_config(&self, db: &DatabaseConfig) -> oneo_ingest::IngestConfig {
         let mut cfg = oneo_ingest::IngestConfig::new(&db.database_url, &self.lake_url);
         if let Some(slot) = &self.ingest_slot {

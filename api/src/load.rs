@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use oneo_catalog::Issues;
-use oneo_data::Dataset;
+use oneo_data::{Dataset, OPTIONAL_FIELDS};
 use serde_json::{Map, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -107,6 +107,11 @@ pub async fn load(
         for start in (0..total).step_by(BATCH) {
             let mut items = Vec::with_capacity(BATCH);
             for mut record in data.records(object, start, BATCH) {
+                for (_, field) in OPTIONAL_FIELDS.iter().filter(|(o, _)| *o == object) {
+                    if meta.field(field).is_none() {
+                        record.remove(*field);
+                    }
+                }
                 resolve(&mut record, &ids);
                 let values = validate(&meta, &record, Mode::Create)
                     .map_err(|i| ApiError::Validation(Issues(i)))?;

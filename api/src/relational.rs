@@ -15,7 +15,7 @@ CREATE TABLE {s}.company (id uuid PRIMARY KEY, name text NOT NULL, domain text, 
 CREATE TABLE {s}.contact (id uuid PRIMARY KEY, first_name text, last_name text, email text UNIQUE, phone text, title text,
     lead_source text, status text, company_id uuid REFERENCES {s}.company (id));
 CREATE TABLE {s}.deal (id uuid PRIMARY KEY, name text NOT NULL, amount numeric(20,2), stage text, close_date date,
-    probability numeric(5,2), lead_source text, owner text, company_id uuid REFERENCES {s}.company (id),
+    opened_on date, probability numeric(5,2), lead_source text, owner text, company_id uuid REFERENCES {s}.company (id),
     contact_id uuid REFERENCES {s}.contact (id));
 CREATE TABLE {s}.activity (id uuid PRIMARY KEY, type text, subject text, occurred_at timestamptz, duration_minutes integer,
     contact_id uuid REFERENCES {s}.contact (id), deal_id uuid REFERENCES {s}.deal (id));
@@ -147,7 +147,7 @@ pub async fn write_relational_copy(
         ),
         (
             "deal",
-            "id, name, amount, stage, close_date, probability, lead_source, owner, company_id, contact_id",
+            "id, name, amount, stage, close_date, opened_on, probability, lead_source, owner, company_id, contact_id",
             csv_bytes(data.deals.len(), |i, w| {
                 let d = &data.deals[i];
                 let stage = d.stages.last().copied().unwrap_or("prospecting");
@@ -157,6 +157,7 @@ pub async fn write_relational_copy(
                     cents(d.amount_cents),
                     stage.into(),
                     d.close_date.to_string(),
+                    d.opened_on.to_string(),
                     oneo_data::stage_probability(stage).to_string(),
                     d.lead_source.into(),
                     d.owner.into(),

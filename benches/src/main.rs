@@ -36,6 +36,11 @@ struct Cli {
         default_value = "postgres://postgres@127.0.0.1:5432"
     )]
     pg: String,
+    /// Keep the bench database (`oneo_bench_<NAME>`) and its lake (in the system's temporary
+    /// folder) afterwards, and reuse them when they exist: `compare --scale 1000000` loads
+    /// for many minutes once, and later runs start from the loaded data and the lake.
+    #[arg(long, value_name = "NAME", value_parser = keep_name)]
+    keep: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -89,7 +94,28 @@ enum Command {
         /// Timed runs per report, after one warm-up run.
         #[arg(long, default_value_t = 10)]
         runs: usize,
+        /// The server's column cache (MiB), as `ONEO_COLUMN_CACHE_MB`; 0 reads every scan
+        /// from the lake's files.
+        #[arg(long, default_value_t = 4096)]
+        column_cache_mb: usize,
+        /// Only the reports whose name contains this (for profiling one of them).
+        #[arg(long)]
+        only: Option<String>,
     },
+}
+
+/// A `--keep` name: it becomes part of a database name, so letters, digits and `_` only.
+fn keep_name(name: &str) -> Result<String, String> {
+    if !name.is_empty()
+        && name.len() <= 40
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        Ok(name.to_string())
+    } else {
+        Err("1 to 40 lowercase letters, digits or `_`".into())
+    }
 }
 
 pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -170,13 +196,23 @@ async fn api_bench(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let db_name = format!("oneo_bench_{}", uuid::Uuid::new_v4().simple());
+    let db_name = match &cli.keep {
+        Some(name) => format!("oneo_bench_{name}"),
+        None => format!("oneo_bench_{}", uuid::Uuid::new_v4().simple()),
+    };
     let mut admin = PgConnection::connect(&format!("{}/postgres", cli.pg))
         .await
         .context("connecting to PostgreSQL")?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
-        .execute(&mut admin)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&db_name)
+            .fetch_one(&mut admin)
+            .await?;
+    if !exists {
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
+            .execute(&mut admin)
+            .await?;
+    }
     let result = async {
         let db = DatabaseConfig {
             database_url: format!("{}/{db_name}", cli.pg),
@@ -187,15 +223,16 @@ async fn main() -> anyhow::Result<()> {
             request_timeout_secs: 60,
         };
         let app = Application::build(&db, &http).await?;
-        let created = oneo_api::db::workspace::create_workspace(app.pool(), "Bench")
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let created = bench_workspace(app.pool()).await?;
         let base = format!("http://{}", app.local_addr());
         let pool = app.pool().clone();
         let app_pool = &pool;
         let stop = CancellationToken::new();
         let server = tokio::spawn(app.run_until_stopped(stop.clone()));
-        let lake = tempfile::tempdir()?;
+        let lake = match &cli.keep {
+            Some(name) => Lake::Kept(std::env::temp_dir().join(format!("oneo-bench-{name}"))),
+            None => Lake::Temporary(tempfile::tempdir()?),
+        };
         let ingest_cfg =
             oneo_ingest::IngestConfig::new(&db.database_url, lake.path().to_string_lossy());
         let outcome = match cli.command {
@@ -204,15 +241,25 @@ async fn main() -> anyhow::Result<()> {
                 bulk_requests,
                 batch,
             } => api_bench(&base, &created.api_key, single, bulk_requests, batch).await,
-            Command::Compare { scale, runs } => {
+            Command::Compare {
+                scale,
+                runs,
+                column_cache_mb,
+                only,
+            } => {
                 reports::compare(
                     app_pool,
                     &db,
                     ingest_cfg,
                     created.workspace_id,
+                    &base,
                     &created.api_key,
-                    scale,
-                    runs,
+                    reports::Size {
+                        scale,
+                        runs,
+                        column_cache: column_cache_mb << 20,
+                        only,
+                    },
                 )
                 .await
             }
@@ -256,6 +303,10 @@ async fn main() -> anyhow::Result<()> {
         outcome
     }
     .await;
+    if cli.keep.is_some() {
+        eprintln!("kept the database {db_name} and its lake for the next run");
+        return result;
+    }
     // An ingest bench leaves its replication slot; the database can't be dropped under it.
     sqlx::query("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = $1 AND NOT active")
         .bind(&db_name)
@@ -267,4 +318,49 @@ async fn main() -> anyhow::Result<()> {
     .execute(&mut admin)
     .await?;
     result
+}
+
+/// Where the bench's lake lives: a folder dropped afterwards, or one kept with the database.
+enum Lake {
+    Temporary(tempfile::TempDir),
+    Kept(std::path::PathBuf),
+}
+
+impl Lake {
+    fn path(&self) -> &std::path::Path {
+        match self {
+            Lake::Temporary(dir) => dir.path(),
+            Lake::Kept(path) => path,
+        }
+    }
+}
+
+/// The workspace "Bench" with a fresh admin key: created in a new database, reused (with a
+/// new key) in a kept one.
+async fn bench_workspace(
+    pool: &sqlx::PgPool,
+) -> anyhow::Result<oneo_api::db::workspace::CreatedWorkspace> {
+    let existing: Option<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT id FROM oneo.workspaces WHERE name = 'Bench' ORDER BY id LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    let Some(workspace_id) = existing else {
+        return oneo_api::db::workspace::create_workspace(pool, "Bench")
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"));
+    };
+    let mut conn = pool.acquire().await?;
+    let (_, api_key) = oneo_api::db::workspace::create_key(
+        &mut conn,
+        workspace_id,
+        "bench",
+        oneo_api::auth::Role::Admin,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(oneo_api::db::workspace::CreatedWorkspace {
+        workspace_id,
+        api_key,
+    })
 }

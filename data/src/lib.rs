@@ -24,6 +24,11 @@ use serde_json::{Map, Value, json};
 
 pub use signal::{LEAD_SOURCES, OWNERS};
 
+/// Fields the data set carries beyond the standard objects (API.md), by object: written
+/// only where a workspace defines them (the reports bench adds `deal.opened_on` to time the
+/// median deal cycle).
+pub const OPTIONAL_FIELDS: &[(&str, &str)] = &[("deal", "opened_on")];
+
 /// The day the data set is "taken": every date lies in the two years before it.
 pub fn as_of() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 1).unwrap_or_default()
@@ -119,6 +124,9 @@ pub struct Deal {
     /// Every stage the deal went through, in order; the last one is its current stage.
     pub stages: Vec<&'static str>,
     pub close_date: NaiveDate,
+    /// The day the deal was opened: its sales cycle ends at `close_date`. Not a standard
+    /// field; a loader writes it where the workspace's deal object has an `opened_on` date.
+    pub opened_on: NaiveDate,
     pub lead_source: &'static str,
     pub owner: &'static str,
     pub company: usize,
@@ -225,6 +233,10 @@ pub fn generate(scale: usize, seed: u64) -> Dataset {
     let meetings_dist = Poisson::new(signal::MEETINGS_MEAN).expect("constant parameters are valid");
     let n_deals = scale / 2;
     let mut customer = vec![false; scale];
+    // Cycle lengths come from a stream of their own, so adding them left every other value
+    // of a seed's data set as it was.
+    let mut cycle_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6f70_656e_6564_5f6f);
+    let cycle = LogNormal::new(60f64.ln(), 0.6).expect("constant parameters are valid");
     let deals: Vec<Deal> = (0..n_deals)
         .map(|i| {
             let contact = rng.random_range(0..scale.max(1));
@@ -257,11 +269,14 @@ pub fn generate(scale: usize, seed: u64) -> Dataset {
                 let reached = rng.random_range(1..=OPEN_STAGES.len());
                 stages = OPEN_STAGES[..reached].to_vec();
             }
+            let close_date = days_before(&mut rng, 600) + Duration::days(90);
+            let days = (cycle.sample(&mut cycle_rng) as i64).clamp(3, 400);
             Deal {
                 name: format!("{} deal {i}", companies[c.company].name),
                 amount_cents: (amount * 100.0).round() as i64,
                 stages,
-                close_date: days_before(&mut rng, 600) + Duration::days(90),
+                close_date,
+                opened_on: (close_date - Duration::days(days)).min(as_of()),
                 lead_source: c.lead_source,
                 owner,
                 company: c.company,
@@ -411,7 +426,8 @@ impl Dataset {
     }
 
     /// Records `start..start+count` of `object` as API record bodies; lookups are `$ref`s to
-    /// positions. Deals come at their first stage; [`Dataset::stage_updates`] replays the rest.
+    /// positions. Deals carry [`OPTIONAL_FIELDS`] too, which a loader drops where the
+    /// workspace doesn't define them. Deals come at their first stage; [`Dataset::stage_updates`] replays the rest.
     pub fn records(&self, object: &str, start: usize, count: usize) -> Vec<Map<String, Value>> {
         let end = (start + count).min(self.len(object));
         (start..end)
@@ -430,6 +446,7 @@ impl Dataset {
                     "deal" => {
                         let d = &self.deals[i];
                         json!({"name": d.name, "amount": cents(d.amount_cents), "stage": d.stages[0], "close_date": d.close_date.to_string(),
+                               "opened_on": d.opened_on.to_string(),
                                "probability": stage_probability(d.stages[0]), "lead_source": d.lead_source, "owner": d.owner,
                                "company": reference("company", d.company), "contact": reference("contact", d.contact)})
                     }

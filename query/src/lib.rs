@@ -27,6 +27,7 @@ mod error;
 mod filter;
 mod formula;
 mod grouped;
+mod hot;
 mod joined;
 mod matrix;
 mod path;
@@ -38,6 +39,7 @@ mod workspace;
 
 pub use dates::DateContext;
 pub use error::QueryError;
+pub use hot::ColumnCache;
 pub use matrix::{MatrixResult, MatrixSubtotal};
 pub use oneo_catalog::lake::format_lsn;
 pub use report::{DEFAULT_LIMIT, MAX_LIMIT, ReportResult, Subtotal, run_report, stream_tabular};
@@ -51,6 +53,6 @@ pub use sql::{
     run_sql, with_classic_types,
 };
 pub use workspace::{
-    CATALOG, ObjectDef, QueryConfig, SCHEMA, SYSTEM_SCHEMA, TableCache, WorkspaceSchema,
-    WorkspaceSession,
+    CATALOG, DEFAULT_COLUMN_CACHE, ObjectDef, QueryConfig, SCHEMA, SYSTEM_SCHEMA, TableCache,
+    WorkspaceSchema, WorkspaceSession,
 };

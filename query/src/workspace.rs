@@ -28,6 +28,7 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::error::QueryError;
+use crate::hot::{ColumnCache, HotTable};
 
 /// The catalog and schema every workspace's tables live in: `oneo.crm.<object>`.
 pub const CATALOG: &str = "oneo";
@@ -100,6 +101,9 @@ pub struct QueryConfig {
     pub timeout: Duration,
     /// Tables opened by earlier sessions, shared by all of them.
     pub tables: Arc<TableCache>,
+    /// Decoded columns of the lake's files, shared by all sessions; `None` reads every
+    /// scan from the files.
+    pub columns: Option<Arc<ColumnCache>>,
 }
 
 /// Delta tables opened before, kept so that the next query reads only the commits made since
@@ -137,9 +141,19 @@ impl QueryConfig {
             memory_limit_bytes: 1 << 30,
             timeout: Duration::from_secs(30),
             tables: Arc::default(),
+            columns: Some(Arc::new(ColumnCache::new(DEFAULT_COLUMN_CACHE))),
         }
     }
+
+    /// Keeps at most `bytes` of decoded columns in memory (0: none, every scan reads files).
+    pub fn with_column_cache(mut self, bytes: usize) -> Self {
+        self.columns = (bytes > 0).then(|| Arc::new(ColumnCache::new(bytes)));
+        self
+    }
 }
+
+/// The column cache's size unless configured: 4 GiB.
+pub const DEFAULT_COLUMN_CACHE: usize = 4 << 30;
 
 /// A DataFusion session that sees exactly one workspace's lake tables.
 pub struct WorkspaceSession {
@@ -208,6 +222,7 @@ impl WorkspaceSession {
             schema: Arc::clone(&schema),
             as_of,
             cache: Arc::clone(&cfg.tables),
+            columns: cfg.columns.clone(),
             opened: Mutex::default(),
         });
         let catalog = MemoryCatalogProvider::new();
@@ -291,6 +306,7 @@ struct LakeSchema {
     schema: Arc<WorkspaceSchema>,
     as_of: Option<DateTime<Utc>>,
     cache: Arc<TableCache>,
+    columns: Option<Arc<ColumnCache>>,
     /// Tables opened so far and the LSN ingest had applied to each.
     opened: Mutex<HashMap<String, Option<u64>>>,
 }
@@ -321,10 +337,13 @@ impl LakeSchema {
             .await?
             .and_then(|v| u64::try_from(v).ok());
         self.record(object, applied);
-        let provider = table
+        let mut provider: Arc<dyn TableProvider> = table
             .table_provider()
             .with_session(Arc::clone(&self.scan))
             .await?;
+        if let Some(columns) = &self.columns {
+            provider = HotTable::wrap(provider, &table, columns);
+        }
         Ok(Arc::new(catalog_view(&object.api_name, provider, &wanted)?))
     }
 

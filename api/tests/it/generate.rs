@@ -1,6 +1,6 @@
 use std::collections::{HashMap, HashSet};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::harness::TestApp;
 
@@ -151,6 +151,15 @@ async fn a_generated_load_equals_what_the_api_returns() {
 #[tokio::test]
 async fn the_relational_copy_answers_like_the_api() {
     let app = TestApp::new().await;
+    // A field beyond the standard deal object: the loader writes the data set's values into
+    // it (other tests load into standard workspaces, which leave it out).
+    let r = app
+        .post(
+            "/v1/objects/deal/fields",
+            json!({"api_name": "opened_on", "label": "Opened on", "type": "date"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
     let data = oneo_data::generate(2_000, 5);
     let loaded = oneo_api::load::load(&app.pool, app.workspace, &data, &|_, _, _| {})
         .await
@@ -187,6 +196,37 @@ async fn the_relational_copy_answers_like_the_api() {
         .map(|(s, c, n, a)| (format!("{s}|{c}"), (n, a)))
         .collect();
     assert_eq!(sql, api, "deal count and amount per stage and company");
+
+    let mut cycles: Vec<(String, i64)> = deals
+        .iter()
+        .map(|d| {
+            let day = |f: &str| {
+                chrono::NaiveDate::parse_from_str(d[f].as_str().unwrap(), "%Y-%m-%d").unwrap()
+            };
+            (
+                d["id"].as_str().unwrap().to_string(),
+                (day("close_date") - day("opened_on")).num_days(),
+            )
+        })
+        .collect();
+    cycles.sort();
+    let sql_cycles: Vec<(String, i32)> =
+        sqlx::query_as("SELECT id::text, close_date - opened_on FROM crm_copy.deal ORDER BY 1")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    let sql_cycles: Vec<(String, i64)> = sql_cycles
+        .into_iter()
+        .map(|(i, c)| (i, i64::from(c)))
+        .collect();
+    assert_eq!(
+        sql_cycles, cycles,
+        "each deal's cycle, opened_on to close_date"
+    );
+    assert!(
+        cycles.iter().all(|(_, c)| *c >= 0),
+        "no deal closes before it opens"
+    );
 
     let contacts = all(&app, "contact").await;
     let churned_api = contacts.iter().filter(|c| c["status"] == "churned").count() as i64;

@@ -1,0 +1,426 @@
+//! The lake's hot columns in memory.
+//!
+//! A Delta table's data files never change once written: an update writes new files and
+//! removes old ones from the log. So a column decoded from one file stays true for as long as
+//! any version of the table lists that file, and a cache keyed by file needs no invalidation
+//! (the files a snapshot lists are the table; a file no snapshot lists is simply no longer
+//! asked for and ages out). [`HotTable`] serves a scan from the cache, decoding only the
+//! columns and files it lacks; reports that run again (dashboards, the same report with
+//! another filter) then cost the engine's work alone, not Parquet decoding.
+//!
+//! ```
+//! use oneo_query::ColumnCache;
+//! // At most 512 MiB of decoded columns, shared by every session of the server.
+//! let cache = ColumnCache::new(512 << 20);
+//! assert_eq!(cache.bytes(), 0);
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use datafusion::arrow::array::{Array, ArrayRef, new_null_array};
+use datafusion::arrow::compute::{cast, concat};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::Statistics;
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
+use datafusion::object_store::{GetOptions, ObjectStore, path::Path};
+use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::physical_plan::ExecutionPlan;
+use deltalake::DeltaTable;
+
+/// Decoded columns of the lake's data files, shared by every session, at most `budget`
+/// bytes; the least recently used files go first.
+#[derive(Debug)]
+pub struct ColumnCache {
+    budget: usize,
+    state: Mutex<CacheState>,
+}
+
+#[derive(Debug, Default)]
+struct CacheState {
+    files: HashMap<String, CachedFile>,
+    bytes: usize,
+    clock: u64,
+    /// Scans (a table and its columns) that did not fit the budget: read from the files
+    /// from then on, so a scan too big for memory costs one failed attempt, not one per query.
+    too_large: HashSet<String>,
+}
+
+#[derive(Debug)]
+struct CachedFile {
+    /// Columns by (name, type): a session reading strings as views caches its own copy.
+    columns: HashMap<(String, DataType), ArrayRef>,
+    bytes: usize,
+    used: u64,
+}
+
+/// One data file of a table's snapshot.
+#[derive(Debug, Clone)]
+struct DataFile {
+    /// The file's URI: its identity in the cache, unique for the life of the lake.
+    key: String,
+    path: Path,
+    rows: usize,
+}
+
+impl ColumnCache {
+    pub fn new(budget: usize) -> Self {
+        Self {
+            budget,
+            state: Mutex::default(),
+        }
+    }
+
+    /// Bytes of decoded columns held now.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    fn lock(&self) -> MutexGuard<'_, CacheState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cached columns of `file` among `wanted`; the file counts as just used.
+    fn get(&self, file: &str, wanted: &[(String, DataType)]) -> Vec<Option<ArrayRef>> {
+        let mut state = self.lock();
+        state.clock += 1;
+        let now = state.clock;
+        match state.files.get_mut(file) {
+            Some(f) => {
+                f.used = now;
+                wanted.iter().map(|k| f.columns.get(k).cloned()).collect()
+            }
+            None => vec![None; wanted.len()],
+        }
+    }
+
+    /// Keeps `columns` of `file`, then evicts the least recently used files until the cache
+    /// is within its budget again.
+    fn put(&self, file: &str, columns: Vec<((String, DataType), ArrayRef)>) {
+        let mut state = self.lock();
+        state.clock += 1;
+        let now = state.clock;
+        let mut added = 0;
+        let entry = state
+            .files
+            .entry(file.to_string())
+            .or_insert_with(|| CachedFile {
+                columns: HashMap::new(),
+                bytes: 0,
+                used: now,
+            });
+        entry.used = now;
+        for (key, array) in columns {
+            let size = array.get_array_memory_size();
+            if let Some(old) = entry.columns.insert(key, array) {
+                added -= old.get_array_memory_size() as isize;
+            }
+            added += size as isize;
+        }
+        entry.bytes = entry.bytes.saturating_add_signed(added);
+        state.bytes = state.bytes.saturating_add_signed(added);
+        while state.bytes > self.budget {
+            let Some(oldest) = state
+                .files
+                .iter()
+                .min_by_key(|(_, f)| f.used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            if let Some(f) = state.files.remove(&oldest) {
+                state.bytes = state.bytes.saturating_sub(f.bytes);
+            }
+        }
+    }
+
+    fn too_large(&self, scan: &str) -> bool {
+        self.lock().too_large.contains(scan)
+    }
+
+    fn mark_too_large(&self, scan: String) {
+        self.lock().too_large.insert(scan);
+    }
+}
+
+/// A lake table whose scans are served from the [`ColumnCache`], with the Delta provider
+/// beside it for what the cache can't hold.
+#[derive(Debug)]
+pub(crate) struct HotTable {
+    /// The Delta provider for the same snapshot: its schema is the table's, and a scan too
+    /// large for the cache goes to it.
+    delta: Arc<dyn TableProvider>,
+    table: String,
+    store: Arc<dyn ObjectStore>,
+    files: Vec<DataFile>,
+    cache: Arc<ColumnCache>,
+}
+
+impl HotTable {
+    /// `delta` served from memory where the snapshot is plain Parquet (a version-1 reader's
+    /// table: no deletion vectors, no column mapping) and unpartitioned; otherwise `delta`.
+    pub(crate) fn wrap(
+        delta: Arc<dyn TableProvider>,
+        table: &DeltaTable,
+        cache: &Arc<ColumnCache>,
+    ) -> Arc<dyn TableProvider> {
+        let Ok(snapshot) = table.snapshot() else {
+            return delta;
+        };
+        let reader_v1 = serde_json::to_value(snapshot.protocol())
+            .ok()
+            .and_then(|p| {
+                p.get("minReaderVersion")
+                    .and_then(serde_json::Value::as_i64)
+            })
+            == Some(1);
+        let mut files = Vec::new();
+        for f in snapshot.log_data().iter() {
+            let plain =
+                f.deletion_vector_descriptor().is_none() && f.partition_values_map().is_empty();
+            let Some(rows) = f.num_records() else {
+                return delta;
+            };
+            if !plain {
+                return delta;
+            }
+            let path = f.object_store_path();
+            files.push(DataFile {
+                key: format!(
+                    "{}/{path}",
+                    table.table_url().as_str().trim_end_matches('/')
+                ),
+                path,
+                rows,
+            });
+        }
+        if !reader_v1 {
+            return delta;
+        }
+        Arc::new(Self {
+            delta,
+            table: table.table_url().to_string(),
+            store: table.object_store(),
+            files,
+            cache: Arc::clone(cache),
+        })
+    }
+
+    /// Every file's `wanted` columns, from the cache or decoded now (files in parallel);
+    /// `None` when they would take more than the cache's budget.
+    async fn columns(&self, schema: &SchemaRef) -> DfResult<Option<Vec<RecordBatch>>> {
+        let wanted: Vec<(String, DataType)> = schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().clone()))
+            .collect();
+        let wanted = wanted.as_slice();
+        let scan = format!(
+            "{} {}",
+            self.table,
+            wanted
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        if self.cache.too_large(&scan) {
+            return Ok(None);
+        }
+        let mut have = Vec::with_capacity(self.files.len());
+        let mut tasks = Vec::new();
+        for (i, file) in self.files.iter().enumerate() {
+            let cached = self.cache.get(&file.key, wanted);
+            let missing: Vec<usize> = (0..wanted.len()).filter(|&c| cached[c].is_none()).collect();
+            if !missing.is_empty() {
+                let store = Arc::clone(&self.store);
+                let file = file.clone();
+                let want: Vec<(String, DataType)> =
+                    missing.iter().map(|&c| wanted[c].clone()).collect();
+                tasks.push((i, missing, tokio::spawn(decode(store, file, want))));
+            }
+            have.push(cached);
+        }
+        let mut bytes: usize = have
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|a| a.get_array_memory_size())
+            .sum();
+        let mut decoded = Vec::with_capacity(tasks.len());
+        for (i, missing, task) in tasks {
+            let arrays = task
+                .await
+                .map_err(|e| DataFusionError::External(Box::new(e)))??;
+            bytes += arrays
+                .iter()
+                .map(|a| a.get_array_memory_size())
+                .sum::<usize>();
+            decoded.push((i, missing, arrays));
+        }
+        if bytes > self.cache.budget() {
+            tracing::info!(table = %self.table, bytes, budget = self.cache.budget(),
+                "the table's columns exceed the column cache; it is read from its files");
+            self.cache.mark_too_large(scan);
+            return Ok(None);
+        }
+        for (i, missing, arrays) in decoded {
+            let file = &self.files[i];
+            let mut keep = Vec::with_capacity(missing.len());
+            for (c, array) in missing.into_iter().zip(arrays) {
+                keep.push((wanted[c].clone(), Arc::clone(&array)));
+                have[i][c] = Some(array);
+            }
+            self.cache.put(&file.key, keep);
+        }
+        let mut batches = Vec::with_capacity(self.files.len());
+        for (file, columns) in self.files.iter().zip(have) {
+            let columns: Vec<ArrayRef> = columns.into_iter().flatten().collect();
+            let options = RecordBatchOptions::new().with_row_count(Some(file.rows));
+            batches.push(RecordBatch::try_new_with_options(
+                Arc::clone(schema),
+                columns,
+                &options,
+            )?);
+        }
+        Ok(Some(batches))
+    }
+}
+
+/// Reads `wanted` from one data file, each as one array of the wanted type; a column the
+/// file lacks (a field added after it was written) is all nulls. The file comes in one read
+/// (one request on an object store) and is decoded on a blocking thread, so decoding many
+/// files uses every core without holding up the server's tasks.
+async fn decode(
+    store: Arc<dyn ObjectStore>,
+    file: DataFile,
+    wanted: Vec<(String, DataType)>,
+) -> DfResult<Vec<ArrayRef>> {
+    let bytes = store
+        .get_opts(&file.path, GetOptions::default())
+        .await?
+        .bytes()
+        .await?;
+    tokio::task::spawn_blocking(move || decode_bytes(bytes, &wanted))
+        .await
+        .map_err(|e| DataFusionError::External(Box::new(e)))?
+}
+
+fn decode_bytes(bytes: Bytes, wanted: &[(String, DataType)]) -> DfResult<Vec<ArrayRef>> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let file_schema = Arc::clone(builder.schema());
+    let present: Vec<usize> = wanted
+        .iter()
+        .filter_map(|(name, _)| file_schema.index_of(name).ok())
+        .collect();
+    let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+    let mask = ProjectionMask::roots(builder.parquet_schema(), present.iter().copied());
+    let batches = builder
+        .with_projection(mask)
+        .with_batch_size(65_536)
+        .build()?
+        .collect::<Result<Vec<RecordBatch>, _>>()?;
+    let mut out = Vec::with_capacity(wanted.len());
+    for (name, data_type) in wanted {
+        let parts: Vec<&dyn Array> = batches
+            .iter()
+            .filter_map(|b| b.column_by_name(name).map(|a| a.as_ref()))
+            .collect();
+        let array = if parts.is_empty() {
+            new_null_array(data_type, rows)
+        } else {
+            let whole = concat(&parts)?;
+            if whole.data_type() == data_type {
+                whole
+            } else {
+                cast(&whole, data_type)?
+            }
+        };
+        out.push(array);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl TableProvider for HotTable {
+    fn schema(&self) -> SchemaRef {
+        self.delta.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // The cached scan filters nothing itself, so nothing may be Exact: the engine keeps
+        // every filter above the scan, and the Delta scan still prunes with them.
+        Ok(self
+            .delta
+            .supports_filters_pushdown(filters)?
+            .into_iter()
+            .map(|p| match p {
+                TableProviderFilterPushDown::Exact => TableProviderFilterPushDown::Inexact,
+                other => other,
+            })
+            .collect())
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        self.delta.statistics()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let schema = self.schema();
+        let projected = match projection {
+            Some(p) => Arc::new(schema.project(p)?),
+            None => Arc::clone(&schema),
+        };
+        let Some(files) = self.columns(&projected).await? else {
+            return self.delta.scan(state, projection, filters, limit).await;
+        };
+        // Batches of the session's size, dealt round-robin over its partitions, so the
+        // plan above runs on every core whatever the number and size of the files.
+        let config = state.config();
+        let (batch_size, partitions) = (
+            config.batch_size().max(1),
+            config.target_partitions().max(1),
+        );
+        let mut parts: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions];
+        let mut next = 0;
+        for batch in files {
+            let mut offset = 0;
+            while offset < batch.num_rows() {
+                let len = batch_size.min(batch.num_rows() - offset);
+                parts[next % partitions].push(batch.slice(offset, len));
+                next += 1;
+                offset += len;
+            }
+        }
+        parts.retain(|p| !p.is_empty());
+        if parts.is_empty() {
+            parts.push(Vec::new());
+        }
+        Ok(MemorySourceConfig::try_new_exec(&parts, projected, None)?)
+    }
+}
