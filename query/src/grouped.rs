@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::functions::expr_fn::date_trunc;
 use datafusion::functions_aggregate::expr_fn::grouping;
 use datafusion::logical_expr::{Expr, GroupingSet, SortExpr, cast, ident, lit};
@@ -19,10 +18,11 @@ use crate::compare::{comparisons, with_comparisons};
 use crate::dates::DateContext;
 use crate::error::QueryError;
 use crate::formula::{SummaryFormulas, kind_type, summary_formulas};
+use crate::levels::Levels;
 use crate::matrix::shape_matrix;
 use crate::path::{Paths, Resolved};
 use crate::report::{ReportResult, Subtotal, collect};
-use crate::result::{ColumnInfo, Freshness, rows};
+use crate::result::{ColumnInfo, Freshness};
 use crate::spec::{Aggregate, AggregateFn, Comparison, Grouping, ReportKind, ReportSpec};
 use crate::workspace::WorkspaceSession;
 
@@ -200,7 +200,9 @@ pub(crate) async fn grouped(
     }
     let batches = collect(session, df.sort(order)?).await?;
     let n_values = aggs.len() + formulas.compiled.len();
-    let levels = Levels::read(&batches, keys.len(), n_values + compares.len())?;
+    // A summary turns only the rows it shows into JSON; a matrix places every cell.
+    let shown = (!matrix).then_some(limit);
+    let levels = Levels::read(&batches, keys.len(), n_values + compares.len(), shown)?;
     let mut columns: Vec<ColumnInfo> = keys
         .iter()
         .map(|k| ColumnInfo {
@@ -266,6 +268,7 @@ pub(crate) fn summary_answer(
     let mut detail = Vec::new();
     let mut subtotals = Vec::new();
     let mut totals = None;
+    let total_rows = levels.detail_rows;
     for row in levels.rows {
         if row.grouped == n_keys {
             let mut r = row.keys;
@@ -280,7 +283,7 @@ pub(crate) fn summary_answer(
             });
         }
     }
-    let total = detail.len();
+    let total = total_rows;
     let truncated = total > limit;
     detail.truncate(limit);
     if truncated {
@@ -414,51 +417,6 @@ pub(crate) fn sort_keys(
         order.push(ident(key(i)).sort(true, false));
     }
     Ok(order)
-}
-
-/// One row of a grouping-sets answer: which keys it is grouped by (a prefix count per
-/// side is enough to place it) and its values.
-pub(crate) struct LevelRow {
-    /// Flags per key: whether the row is grouped by it (not rolled up).
-    pub by: Vec<bool>,
-    /// How many keys it is grouped by.
-    pub grouped: usize,
-    pub keys: Vec<Json>,
-    pub values: Vec<Json>,
-}
-
-pub(crate) struct Levels {
-    pub rows: Vec<LevelRow>,
-}
-
-impl Levels {
-    pub(crate) fn read(
-        batches: &[RecordBatch],
-        n_keys: usize,
-        n_values: usize,
-    ) -> Result<Self, QueryError> {
-        let mut out = Vec::new();
-        for row in rows(batches) {
-            if row.len() != n_keys * 2 + n_values {
-                return Err(QueryError::Engine(
-                    datafusion::error::DataFusionError::Internal(
-                        "grouping sets answered an unexpected shape".into(),
-                    ),
-                ));
-            }
-            let by: Vec<bool> = row[n_keys + n_values..]
-                .iter()
-                .map(|g| g.as_i64() == Some(0))
-                .collect();
-            out.push(LevelRow {
-                grouped: by.iter().filter(|b| **b).count(),
-                by,
-                keys: row[..n_keys].to_vec(),
-                values: row[n_keys..n_keys + n_values].to_vec(),
-            });
-        }
-        Ok(Self { rows: out })
-    }
 }
 
 #[cfg(test)]

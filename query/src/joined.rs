@@ -17,9 +17,10 @@ use crate::dates::DateContext;
 use crate::error::QueryError;
 use crate::formula::{kind_type, summary_formulas};
 use crate::grouped::{
-    GroupKey, Levels, check_unique_names, group_key, grouping_sets_expr, key, level, sort_keys,
+    GroupKey, check_unique_names, group_key, grouping_sets_expr, key, level, sort_keys,
     summary_answer, value, with_formulas,
 };
+use crate::levels::Levels;
 use crate::path::Paths;
 use crate::report::{Conditions, ReportResult, collect, conditions};
 use crate::result::{ColumnInfo, Freshness};
@@ -141,7 +142,7 @@ pub(crate) async fn joined(
     let df = with_formulas(df, n_keys, n_values, &formulas)?;
     let batches = collect(session, df.sort(sort)?).await?;
     let n_shown = n_values + formulas.compiled.len();
-    let levels = Levels::read(&batches, n_keys, n_shown)?;
+    let levels = Levels::read(&batches, n_keys, n_shown, Some(limit))?;
 
     let mut columns: Vec<ColumnInfo> = keys
         .iter()

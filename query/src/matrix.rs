@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use crate::grouped::Levels;
+use crate::levels::Levels;
 
 /// A matrix report's answer. Every value list holds the report's aggregates in order.
 #[derive(Debug, Clone, Serialize, PartialEq)]

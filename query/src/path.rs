@@ -32,6 +32,7 @@ pub struct Resolved {
     pub field: FieldDef,
 }
 
+#[derive(Clone)]
 struct Join {
     /// The lookup path this join follows (`company`, `company.parent`), or for a rollup the
     /// path of the rollup field itself.
@@ -45,6 +46,7 @@ struct Join {
     rollup: Option<RollupJoin>,
 }
 
+#[derive(Clone)]
 struct RollupJoin {
     via: String,
     function: RollupFunction,
@@ -52,6 +54,7 @@ struct RollupJoin {
 }
 
 /// Resolves paths from one primary object and builds the joins they need.
+#[derive(Clone)]
 pub struct Paths<'a> {
     schema: &'a WorkspaceSchema,
     root: &'a ObjectDef,

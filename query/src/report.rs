@@ -201,8 +201,15 @@ async fn tabular(
     filter: Option<Expr>,
     limit: usize,
 ) -> Result<ReportResult, QueryError> {
+    // Counting a cut answer needs only the filter's joins: a lookup's left join adds no
+    // rows (ids are unique, a rollup is one row per parent), so the columns' joins would
+    // only make the count dearer.
+    let mut counted = paths.clone().plan(session).await?;
+    if let Some(f) = &filter {
+        counted = counted.filter(f.clone())?;
+    }
     let (df, columns) = tabular_plan(session, spec, paths, filter).await?;
-    let (out, truncated, total) = limited(session, df, limit).await?;
+    let (out, truncated, total) = limited(session, df, counted, limit).await?;
     Ok(ReportResult {
         kind: ReportKind::Tabular,
         columns,
@@ -305,10 +312,11 @@ async fn tabular_plan(
 }
 
 /// At most `limit` rows of `df`, whether there were more, and how many there were in all
-/// (counted only when cut).
+/// (counted only when cut, on `counted`: a plan with the same number of rows).
 pub(crate) async fn limited(
     session: &WorkspaceSession,
     df: DataFrame,
+    counted: DataFrame,
     limit: usize,
 ) -> Result<(Vec<Vec<Json>>, bool, usize), QueryError> {
     let batches = collect(session, df.clone().limit(0, Some(limit + 1))?).await?;
@@ -316,7 +324,7 @@ pub(crate) async fn limited(
     let truncated = out.len() > limit;
     out.truncate(limit);
     let total = if truncated {
-        timed(session, df.count()).await?
+        timed(session, counted.count()).await?
     } else {
         out.len()
     };

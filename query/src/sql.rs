@@ -229,7 +229,7 @@ pub async fn execute_stream(
 pub async fn run_sql(session: &WorkspaceSession, sql: &str) -> Result<SqlResult, QueryError> {
     let df = plan_query(session, sql).await?;
     let schema = df.schema().clone();
-    let (out, truncated, total) = limited(session, df, SQL_ROW_LIMIT).await?;
+    let (out, truncated, total) = limited(session, df.clone(), df, SQL_ROW_LIMIT).await?;
     Ok(SqlResult {
         columns: schema
             .fields()

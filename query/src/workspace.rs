@@ -107,31 +107,63 @@ pub struct QueryConfig {
 }
 
 /// Delta tables opened before, kept so that the next query reads only the commits made since
-/// rather than replaying each table's log from its last checkpoint on every request.
+/// rather than replaying each table's log from its last checkpoint on every request; with
+/// each, the LSN ingest had applied at that version (finding it replays the log's `txn`
+/// actions, so it is worked out once per version, not once per query).
 #[derive(Debug, Default)]
-pub struct TableCache(Mutex<HashMap<Url, DeltaTable>>);
+pub struct TableCache(Mutex<HashMap<Url, Opened>>);
+
+#[derive(Debug, Clone)]
+struct Opened {
+    table: DeltaTable,
+    /// (version, the ingest LSN applied at it).
+    applied: Option<(Option<deltalake::kernel::Version>, Option<u64>)>,
+}
 
 impl TableCache {
-    /// The table at its newest version, or `None` where nothing was written yet.
-    async fn latest(&self, url: Url) -> Result<Option<DeltaTable>, QueryError> {
+    /// The table at its newest version and the LSN ingest had applied to it, or `None`
+    /// where nothing was written yet.
+    async fn latest(&self, url: Url) -> Result<Option<(DeltaTable, Option<u64>)>, QueryError> {
         let cached = self.lock().get(&url).cloned();
-        let table = match cached {
-            Some(mut t) => {
-                t.update_incremental(None).await?;
-                t
+        let mut opened = match cached {
+            Some(mut o) => {
+                o.table.update_incremental(None).await?;
+                o
             }
             None => match open_existing(url.clone(), None).await? {
-                Some(t) => t,
+                Some(table) => Opened {
+                    table,
+                    applied: None,
+                },
                 None => return Ok(None),
             },
         };
-        self.lock().insert(url, table.clone());
-        Ok(Some(table))
+        let version = opened.table.version();
+        let applied = match opened.applied {
+            Some((v, lsn)) if v == version => lsn,
+            _ => {
+                let lsn = applied_lsn(&opened.table).await?;
+                opened.applied = Some((version, lsn));
+                lsn
+            }
+        };
+        let table = opened.table.clone();
+        self.lock().insert(url, opened);
+        Ok(Some((table, applied)))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Url, DeltaTable>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Url, Opened>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The highest commit LSN ingest recorded in `table` (its `txn` version).
+async fn applied_lsn(table: &DeltaTable) -> Result<Option<u64>, QueryError> {
+    Ok(table
+        .snapshot()?
+        .transaction_version(table.log_store().as_ref(), INGEST_APP_ID)
+        .await?
+        .and_then(|v| u64::try_from(v).ok()))
 }
 
 impl QueryConfig {
@@ -321,21 +353,19 @@ impl LakeSchema {
         let wanted = object.lake_schema();
         let found = match self.as_of {
             None => self.cache.latest(url).await?,
-            Some(_) => open_existing(url, self.as_of).await?,
+            Some(_) => match open_existing(url, self.as_of).await? {
+                Some(t) => {
+                    let applied = applied_lsn(&t).await?;
+                    Some((t, applied))
+                }
+                None => None,
+            },
         };
-        let table = match found {
-            Some(t) => t,
-            None => {
-                // No change reached the lake yet: an empty table of the right shape.
-                self.record(object, None);
-                return Ok(Arc::new(MemTable::try_new(wanted, vec![vec![]])?));
-            }
+        let Some((table, applied)) = found else {
+            // No change reached the lake yet: an empty table of the right shape.
+            self.record(object, None);
+            return Ok(Arc::new(MemTable::try_new(wanted, vec![vec![]])?));
         };
-        let applied = table
-            .snapshot()?
-            .transaction_version(table.log_store().as_ref(), INGEST_APP_ID)
-            .await?
-            .and_then(|v| u64::try_from(v).ok());
         self.record(object, applied);
         let mut provider: Arc<dyn TableProvider> = table
             .table_provider()
