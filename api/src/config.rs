@@ -71,12 +71,19 @@ pub struct LakeConfig {
     /// columns don't fit is read from its files. 0 turns the cache off.
     #[arg(long, env = "ONEO_COLUMN_CACHE_MB", default_value_t = 4096)]
     pub column_cache_mb: usize,
+    /// Most memory one query may hold for joins, sorts and aggregations (MiB); beyond it,
+    /// DataFusion spills to disk or the query fails.
+    #[arg(long, env = "ONEO_QUERY_MEMORY_MB", default_value_t = 1024)]
+    pub query_memory_mb: usize,
 }
 
 impl LakeConfig {
     /// The query engine's settings over the lake at `root` (as ingest resolved it).
     pub fn query_config(&self, root: url::Url) -> oneo_query::QueryConfig {
-        oneo_query::QueryConfig::new(root).with_column_cache(self.column_cache_mb << 20)
+        let mut cfg =
+            oneo_query::QueryConfig::new(root).with_column_cache(self.column_cache_mb << 20);
+        cfg.memory_limit_bytes = self.query_memory_mb.max(1) << 20;
+        cfg
     }
 
     pub fn ingest_config(&self, db: &DatabaseConfig) -> oneo_ingest::IngestConfig {

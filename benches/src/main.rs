@@ -98,6 +98,9 @@ enum Command {
         /// from the lake's files.
         #[arg(long, default_value_t = 4096)]
         column_cache_mb: usize,
+        /// Most memory one query may hold (MiB), as `ONEO_QUERY_MEMORY_MB`.
+        #[arg(long, default_value_t = 1024)]
+        query_memory_mb: usize,
         /// Only the reports whose name contains this (for profiling one of them).
         #[arg(long)]
         only: Option<String>,
@@ -245,6 +248,7 @@ async fn main() -> anyhow::Result<()> {
                 scale,
                 runs,
                 column_cache_mb,
+                query_memory_mb,
                 only,
             } => {
                 reports::compare(
@@ -258,6 +262,7 @@ async fn main() -> anyhow::Result<()> {
                         scale,
                         runs,
                         column_cache: column_cache_mb << 20,
+                        query_memory: query_memory_mb << 20,
                         only,
                     },
                 )

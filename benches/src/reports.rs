@@ -129,6 +129,8 @@ pub struct Size {
     pub scale: usize,
     pub runs: usize,
     pub column_cache: usize,
+    /// Most memory one query may hold, in bytes.
+    pub query_memory: usize,
     /// Only the reports whose name contains this.
     pub only: Option<String>,
 }
@@ -149,6 +151,7 @@ pub async fn compare(
         scale,
         runs,
         column_cache,
+        query_memory,
         only,
     } = size;
     // A kept database (`--keep`) may hold the data set already: the relational copy is
@@ -213,10 +216,12 @@ pub async fn compare(
     let app = Application::build(db, &http)
         .await?
         .with_ingest(handle.clone())
-        .with_lake(
-            oneo_query::QueryConfig::new(handle.lake().root().clone())
-                .with_column_cache(column_cache),
-        );
+        .with_lake({
+            let mut cfg = oneo_query::QueryConfig::new(handle.lake().root().clone())
+                .with_column_cache(column_cache);
+            cfg.memory_limit_bytes = query_memory;
+            cfg
+        });
     let base = format!("http://{}", app.local_addr());
     let server = tokio::spawn(app.run_until_stopped(stop.clone()));
     let client = reqwest::Client::new();
@@ -288,10 +293,11 @@ pub async fn compare(
         );
     }
     println!(
-        "geometric mean speed-up over PostgreSQL: {:.2}x ({} reports, {runs} runs each, scale {scale}, column cache {} MiB)",
+        "geometric mean speed-up over PostgreSQL: {:.2}x ({} reports, {runs} runs each, scale {scale}, column cache {} MiB, query memory {} MiB)",
         (log_ratio / reports.len() as f64).exp(),
         reports.len(),
-        column_cache >> 20
+        column_cache >> 20,
+        query_memory >> 20
     );
     stop.cancel();
     server.await??;
