@@ -67,6 +67,16 @@ pub(crate) fn group_key(
     let expr = match (g.date, ty) {
         (None, _) => on.expr,
         (Some(p), FieldType::Date) => cast(date_trunc(lit(p.as_str()), on.expr), DataType::Date32),
+        (Some(p), FieldType::Datetime) if dates.time_zone == chrono_tz::Tz::UTC => {
+            // In UTC the wall clock is the instant: truncating the bare microseconds (the
+            // casts only relabel them) skips a zone lookup per row, which was nearly half
+            // of a monthly cohort over 5M activities.
+            let bare = cast(
+                cast(on.expr, DataType::Int64),
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+            );
+            date_trunc(lit(p.as_str()), bare)
+        }
         (Some(p), FieldType::Datetime) => {
             let zone =
                 DataType::Timestamp(TimeUnit::Microsecond, Some(dates.time_zone.name().into()));
