@@ -35,6 +35,7 @@ use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::physical_plan::ExecutionPlan;
 use deltalake::DeltaTable;
+use futures::StreamExt;
 
 /// Decoded columns of the lake's data files, shared by every session, at most `budget`
 /// bytes; the least recently used files go first.
@@ -240,16 +241,15 @@ impl HotTable {
             return Ok(None);
         }
         let mut have = Vec::with_capacity(self.files.len());
-        let mut tasks = Vec::new();
+        let mut pending = Vec::new();
         for (i, file) in self.files.iter().enumerate() {
             let cached = self.cache.get(&file.key, wanted);
             let missing: Vec<usize> = (0..wanted.len()).filter(|&c| cached[c].is_none()).collect();
             if !missing.is_empty() {
-                let store = Arc::clone(&self.store);
-                let file = file.clone();
+                let (store, file) = (Arc::clone(&self.store), file.clone());
                 let want: Vec<(String, DataType)> =
                     missing.iter().map(|&c| wanted[c].clone()).collect();
-                tasks.push((i, missing, tokio::spawn(decode(store, file, want))));
+                pending.push(async move { (i, missing, decode(store, file, want).await) });
             }
             have.push(cached);
         }
@@ -259,22 +259,25 @@ impl HotTable {
             .flatten()
             .map(|a| a.get_array_memory_size())
             .sum();
-        let mut decoded = Vec::with_capacity(tasks.len());
-        for (i, missing, task) in tasks {
-            let arrays = task
-                .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))??;
+        // A few files at a time (each is read whole), and the scan gives up as soon as it
+        // passes the budget: a table far bigger than memory costs one budget's worth of
+        // decoding once, never all of it at once.
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut decoding = futures::stream::iter(pending).buffer_unordered(parallel);
+        let mut decoded = Vec::new();
+        while let Some((i, missing, arrays)) = decoding.next().await {
+            let arrays = arrays?;
             bytes += arrays
                 .iter()
                 .map(|a| a.get_array_memory_size())
                 .sum::<usize>();
+            if bytes > self.cache.budget() {
+                tracing::info!(table = %self.table, bytes, budget = self.cache.budget(),
+                    "the scan's columns exceed the column cache; the table is read from its files");
+                self.cache.mark_too_large(scan);
+                return Ok(None);
+            }
             decoded.push((i, missing, arrays));
-        }
-        if bytes > self.cache.budget() {
-            tracing::info!(table = %self.table, bytes, budget = self.cache.budget(),
-                "the table's columns exceed the column cache; it is read from its files");
-            self.cache.mark_too_large(scan);
-            return Ok(None);
         }
         for (i, missing, arrays) in decoded {
             let file = &self.files[i];
