@@ -156,12 +156,18 @@ pub async fn compare(
     } = size;
     // A kept database (`--keep`) may hold the data set already: the relational copy is
     // written last, so its presence means the load finished.
-    let loaded_contacts: Option<i64> = sqlx::query_scalar(
-        "SELECT CASE WHEN to_regclass('rel.contact') IS NULL THEN NULL
-                     ELSE (xpath('/row/n/text()', query_to_xml('SELECT count(*) AS n FROM rel.contact', false, true, '')))[1]::text::bigint END",
-    )
-    .fetch_one(pool)
-    .await?;
+    let copied: bool = sqlx::query_scalar("SELECT to_regclass('rel.contact') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    let loaded_contacts: Option<i64> = if copied {
+        Some(
+            sqlx::query_scalar("SELECT count(*) FROM rel.contact")
+                .fetch_one(pool)
+                .await?,
+        )
+    } else {
+        None
+    };
     match loaded_contacts {
         Some(n) if n == scale as i64 => {
             eprintln!("reports: scale {scale} already loaded; waiting for the lake");

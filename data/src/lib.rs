@@ -427,7 +427,8 @@ impl Dataset {
 
     /// Records `start..start+count` of `object` as API record bodies; lookups are `$ref`s to
     /// positions. Deals carry [`OPTIONAL_FIELDS`] too, which a loader drops where the
-    /// workspace doesn't define them. Deals come at their first stage; [`Dataset::stage_updates`] replays the rest.
+    /// workspace doesn't define them. Deals come at their first stage;
+    /// [`Dataset::stage_updates`] replays the rest.
     pub fn records(&self, object: &str, start: usize, count: usize) -> Vec<Map<String, Value>> {
         let end = (start + count).min(self.len(object));
         (start..end)

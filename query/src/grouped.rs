@@ -10,7 +10,6 @@ use datafusion::functions_aggregate::expr_fn::grouping;
 use datafusion::logical_expr::{Expr, GroupingSet, SortExpr, cast, ident, lit};
 use datafusion::prelude::DataFrame;
 use oneo_catalog::FieldType;
-use serde_json::Value as Json;
 
 use crate::aggregate::{aggregate_col, aggregate_exprs, inputs};
 use crate::bucket::bucket_expr;
@@ -262,7 +261,8 @@ pub(crate) async fn grouped(
     ))
 }
 
-/// A summary-shaped answer from grouping-sets rows: the innermost groups as rows (cut at
+/// A summary-shaped answer from grouping-sets rows read for `limit` (`Levels::read` keeps
+/// only the shown groups' subtotals when it cuts): the innermost groups as rows (cut at
 /// `limit`) and the outer groups as subtotals, with every value (comparisons included), and
 /// the empty grouping as the totals, with its first `n_values` (a grand total has no parent
 /// or neighbour to compare with).
@@ -278,7 +278,7 @@ pub(crate) fn summary_answer(
     let mut detail = Vec::new();
     let mut subtotals = Vec::new();
     let mut totals = None;
-    let total_rows = levels.detail_rows;
+    let total = levels.detail_rows;
     for row in levels.rows {
         if row.grouped == n_keys {
             let mut r = row.keys;
@@ -293,18 +293,8 @@ pub(crate) fn summary_answer(
             });
         }
     }
-    let total = total_rows;
     let truncated = total > limit;
     detail.truncate(limit);
-    if truncated {
-        // A subtotal of groups the limit left out would describe rows the answer doesn't
-        // show; the grand total still covers every row.
-        let shown: HashSet<String> = detail
-            .iter()
-            .flat_map(|r| (1..n_keys).map(|n| Json::from(r[..n].to_vec()).to_string()))
-            .collect();
-        subtotals.retain(|s| shown.contains(&Json::from(s.groups.clone()).to_string()));
-    }
     ReportResult {
         kind,
         columns,
@@ -377,7 +367,7 @@ pub(crate) fn grouping_sets(n_rows: usize, n_cols: usize) -> Vec<Vec<usize>> {
 }
 
 pub(crate) fn check_unique_names(keys: &[GroupKey], values: &[&str]) -> Result<(), QueryError> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     for name in keys
         .iter()
         .map(|k| k.name.as_str())

@@ -187,6 +187,9 @@ impl HotTable {
                     .and_then(serde_json::Value::as_i64)
             })
             == Some(1);
+        if !reader_v1 {
+            return delta;
+        }
         let mut files = Vec::new();
         for f in snapshot.log_data().iter() {
             let plain =
@@ -206,9 +209,6 @@ impl HotTable {
                 path,
                 rows,
             });
-        }
-        if !reader_v1 {
-            return delta;
         }
         Arc::new(Self {
             delta,

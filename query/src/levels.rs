@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use datafusion::arrow::array::{ArrayRef, AsArray};
+use datafusion::arrow::array::{ArrayRef, AsArray, PrimitiveArray};
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -66,14 +66,14 @@ impl Levels {
             .map(|i| cast(all.column(n_keys + n_values + i), &DataType::Int64))
             .collect::<Result<_, _>>()
             .map_err(arrow)?;
-        let by = |row: usize| -> Vec<bool> {
-            flags
-                .iter()
-                .map(|f| f.as_primitive::<Int64Type>().value(row) == 0)
-                .collect()
-        };
+        let flags: Vec<&PrimitiveArray<Int64Type>> = flags
+            .iter()
+            .map(|f| f.as_primitive::<Int64Type>())
+            .collect();
+        // `grouping()` is 0 for a key the row is grouped by, 1 for one rolled up.
+        let by = |row: usize| -> Vec<bool> { flags.iter().map(|f| f.value(row) == 0).collect() };
         let grouped: Vec<usize> = (0..all.num_rows())
-            .map(|r| by(r).iter().filter(|b| **b).count())
+            .map(|r| flags.iter().filter(|f| f.value(r) == 0).count())
             .collect();
         let detail: Vec<usize> = (0..all.num_rows())
             .filter(|&r| grouped[r] == n_keys)
