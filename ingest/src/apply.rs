@@ -3,14 +3,16 @@
 //! written in parallel rather than one after another. Each table still skips the changes its
 //! own log says it has, so the slot is acknowledged only once every task has committed.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use deltalake::arrow::array::{AsArray, RecordBatch};
 use deltalake::arrow::compute::filter_record_batch;
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::batch::{
-    CurrentChanges, DELETED, PendingRow, current_changes, current_rows, history_rows,
+    CurrentChanges, DELETED, PendingRow, ValueColumns, current_changes, current_rows, history_rows,
 };
 use crate::error::{IngestError, TableError};
 use crate::lake::{LakeTable, column_names};
@@ -40,86 +42,145 @@ pub(crate) struct Outcome {
     pub result: Result<usize, TableError>,
 }
 
+/// Starts writing a batch on the lake writer's runtime (its own threads): encoding a
+/// table's Parquet holds a thread for tens of milliseconds at a time, and on the stream's
+/// runtime that kept the replication reader from draining its socket, so the walsender
+/// waited. The stream's runtime is the fallback if those threads can't be started.
+pub(crate) fn spawn_batch(
+    work: Vec<Work>,
+    span: tracing::Span,
+) -> JoinHandle<Result<Vec<Outcome>, IngestError>> {
+    static WRITER: LazyLock<Option<Runtime>> = LazyLock::new(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .thread_name("oneo-lake-writer")
+            .enable_all()
+            .build()
+            .inspect_err(
+                |e| tracing::warn!(error = %e, "no lake writer threads; writing on the stream's"),
+            )
+            .ok()
+    });
+    let task = apply_batch(work).instrument(span);
+    match WRITER.as_ref() {
+        Some(runtime) => runtime.spawn(task),
+        None => tokio::spawn(task),
+    }
+}
+
 /// Writes every object's share at once and waits for all of them.
-pub(crate) async fn apply_batch(work: Vec<Work>) -> Result<Vec<Outcome>, IngestError> {
+async fn apply_batch(work: Vec<Work>) -> Result<Vec<Outcome>, IngestError> {
     let mut running = Vec::with_capacity(work.len());
-    for Work {
-        layout,
-        tables,
-        rows,
-    } in work
-    {
-        let rows = Arc::new(rows);
-        let layout = Arc::new(layout);
-        let Tables {
-            mut current,
-            mut history,
-            failed,
-        } = tables;
-        let (l, r) = (Arc::clone(&layout), Arc::clone(&rows));
-        let current_task = tokio::spawn(
-            async move {
-                let started = std::time::Instant::now();
-                let result = apply_current(&mut current, &l, &r).await;
-                tracing::debug!(object = %l.api_name, ms = started.elapsed().as_millis() as u64, "current state written");
-                (current, result)
-            }
-            .in_current_span(),
-        );
-        let (l, r) = (Arc::clone(&layout), Arc::clone(&rows));
-        let history_task = tokio::spawn(
-            async move {
-                let started = std::time::Instant::now();
-                let result = apply_history(&mut history, &l, &r).await;
-                tracing::debug!(object = %l.api_name, ms = started.elapsed().as_millis() as u64, "history written");
-                (history, result)
-            }
-            .in_current_span(),
-        );
-        running.push((layout, rows, failed, current_task, history_task));
+    for w in work {
+        let name = w.layout.api_name.clone();
+        running.push((name, tokio::spawn(apply_object(w).in_current_span())));
     }
     let mut outcomes = Vec::with_capacity(running.len());
-    for (layout, rows, failed, current_task, history_task) in running {
-        let lost = |e: tokio::task::JoinError| {
-            IngestError::Catalog(format!(
-                "writing the lake tables of `{}` stopped: {e}",
-                layout.api_name
-            ))
+    for (name, task) in running {
+        let stopped = |e: String| {
+            IngestError::Catalog(format!("writing the lake tables of `{name}` stopped: {e}"))
         };
-        let (current, current_result) = current_task.await.map_err(lost)?;
-        let (history, history_result) = history_task.await.map_err(lost)?;
-        // The history counts the changes: one row per change applied.
-        let result = current_result.and(history_result);
-        outcomes.push(Outcome {
-            last: rows.last().map(|r| (r.lsn, r.commit_ts)),
-            layout: Arc::unwrap_or_clone(layout),
-            tables: Tables {
-                current,
-                history,
-                failed,
-            },
-            result,
-        });
+        outcomes.push(
+            task.await
+                .map_err(|e| stopped(e.to_string()))?
+                .map_err(stopped)?,
+        );
     }
     Ok(outcomes)
 }
 
-/// The current-state table's share, skipping what its log says it has.
+/// One object's share: its values parsed once, then its current-state and history tables
+/// encoded and committed concurrently, each skipping what its own log says it has.
+/// Fails only if the current state's task was lost, and its table with it.
+async fn apply_object(work: Work) -> Result<Outcome, String> {
+    let Work {
+        layout,
+        tables,
+        rows,
+    } = work;
+    let Tables {
+        mut current,
+        mut history,
+        failed,
+    } = tables;
+    let last = rows.last().map(|r| (r.lsn, r.commit_ts));
+    // Rows are in commit order, so what a table already has is a prefix.
+    let from_current = rows.partition_point(|r| current.has_applied(r.lsn));
+    let from_history = rows.partition_point(|r| history.has_applied(r.lsn));
+    let from = from_current.min(from_history);
+    let parsed = if from < rows.len() {
+        let started = std::time::Instant::now();
+        let parsed = ValueColumns::parse(&layout, &rows[from..]);
+        tracing::debug!(object = %layout.api_name, ms = started.elapsed().as_millis() as u64, "values parsed");
+        parsed
+    } else {
+        Ok(ValueColumns::empty())
+    };
+    let values = match parsed {
+        Ok(values) => Arc::new(values),
+        Err(e) => {
+            return Ok(Outcome {
+                layout,
+                tables: Tables {
+                    current,
+                    history,
+                    failed,
+                },
+                last,
+                result: Err(e),
+            });
+        }
+    };
+    let rows = Arc::new(rows);
+    let layout = Arc::new(layout);
+    let (l, r, v) = (Arc::clone(&layout), Arc::clone(&rows), Arc::clone(&values));
+    let current_task = tokio::spawn(
+        async move {
+            let started = std::time::Instant::now();
+            let values = v.slice(from_current - from, r.len() - from_current);
+            let result = apply_current(&mut current, &l, &r[from_current..], &values).await;
+            tracing::debug!(object = %l.api_name, ms = started.elapsed().as_millis() as u64, "current state written");
+            (current, result)
+        }
+        .in_current_span(),
+    );
+    let (l, r, v) = (Arc::clone(&layout), Arc::clone(&rows), values);
+    let history_task = async move {
+        let started = std::time::Instant::now();
+        let values = v.slice(from_history - from, r.len() - from_history);
+        let result = apply_history(&mut history, &l, &r[from_history..], &values).await;
+        tracing::debug!(object = %l.api_name, ms = started.elapsed().as_millis() as u64, "history written");
+        (history, result)
+    };
+    // The history is written on this task while the current state is on its own.
+    let (history, history_result) = history_task.await;
+    // A lost task took its table with it: the pipeline restarts from the slot.
+    let (current, current_result) = current_task.await.map_err(|e| e.to_string())?;
+    Ok(Outcome {
+        last,
+        layout: Arc::unwrap_or_clone(layout),
+        tables: Tables {
+            current,
+            history,
+            failed,
+        },
+        // The history counts the changes: one row per change applied.
+        result: current_result.and(history_result),
+    })
+}
+
+/// The current-state table's share (changes it doesn't have yet, with their values).
 async fn apply_current(
     table: &mut LakeTable,
     layout: &ObjectLayout,
     rows: &[PendingRow],
+    values: &ValueColumns,
 ) -> Result<(), TableError> {
     let Some(last) = rows.last().map(|r| r.lsn) else {
         return Ok(());
     };
-    // Rows are in commit order, so what is already applied is a prefix.
-    let from = rows.partition_point(|r| table.has_applied(r.lsn));
-    if from < rows.len() {
-        table.ensure_columns(&layout.current_schema()).await?;
-        if let Some(changes) = current_changes(layout, &rows[from..])? {
-            write_current(table, layout, changes, last).await?;
-        }
+    table.ensure_columns(&layout.current_schema()).await?;
+    if let Some(changes) = current_changes(layout, rows, values)? {
+        write_current(table, layout, changes, last).await?;
     }
     Ok(())
 }
@@ -129,18 +190,16 @@ async fn apply_history(
     table: &mut LakeTable,
     layout: &ObjectLayout,
     rows: &[PendingRow],
+    values: &ValueColumns,
 ) -> Result<usize, TableError> {
     let Some(last) = rows.last().map(|r| r.lsn) else {
         return Ok(0);
     };
-    let from = rows.partition_point(|r| table.has_applied(r.lsn));
-    if from < rows.len() {
-        table.ensure_columns(&layout.history_schema()).await?;
-        table
-            .append(history_rows(layout, &rows[from..])?, last)
-            .await?;
-    }
-    Ok(rows.len() - from)
+    table.ensure_columns(&layout.history_schema()).await?;
+    table
+        .append(history_rows(layout, rows, values)?, last)
+        .await?;
+    Ok(rows.len())
 }
 
 /// Inserts only: appended. Otherwise a merge on `id` (a first write has nothing to merge

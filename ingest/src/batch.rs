@@ -7,13 +7,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use deltalake::arrow::array::{
     ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    UInt32Array,
 };
+use deltalake::arrow::compute::take;
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::decode::ColumnBuilder;
 use crate::error::TableError;
 use crate::layout::{ObjectLayout, columns};
-use crate::source::{Cell, Lsn, Op, Tuple};
+use crate::source::{Cell, Lsn, Op, RowChange, Tuple};
 
 /// The merge source's extra column: the row is to be deleted.
 pub const DELETED: &str = "_deleted";
@@ -21,17 +23,30 @@ pub const DELETED: &str = "_deleted";
 /// One change waiting for its batch to be written.
 #[derive(Debug)]
 pub struct PendingRow {
-    pub op: Op,
     /// The commit LSN of its transaction.
     pub lsn: Lsn,
     pub commit_ts: DateTime<Utc>,
     /// Position within the transaction.
     pub seq: i64,
-    pub new: Option<Tuple>,
-    pub old: Option<Tuple>,
+    /// The change as decoded, still boxed: its two tuples are about a kilobyte, and a row is
+    /// moved from the stream into its transaction and then into its batch. Moving them
+    /// unboxed (and growing the vectors that held them) was a sixth of ingest's time.
+    pub change: Box<RowChange>,
 }
 
 impl PendingRow {
+    pub fn op(&self) -> Op {
+        self.change.op
+    }
+
+    fn new_values(&self) -> Option<&Tuple> {
+        self.change.new.as_ref()
+    }
+
+    fn old_values(&self) -> Option<&Tuple> {
+        self.change.old.as_ref()
+    }
+
     /// The value of a PostgreSQL column after the change (before it, for a delete). An
     /// unchanged TOASTed value is absent from the new row: it is taken from the old one.
     fn value(&self, column: &str) -> Option<&str> {
@@ -41,9 +56,9 @@ impl PendingRow {
                 _ => None,
             }
         }
-        match (&self.new, &self.old) {
+        match (self.new_values(), self.old_values()) {
             (Some(new), old) => match new.get(column) {
-                Cell::Absent => old.as_ref().and_then(|o| text(o.get(column))),
+                Cell::Absent => old.and_then(|o| text(o.get(column))),
                 cell => text(cell),
             },
             (None, Some(old)) => text(old.get(column)),
@@ -122,7 +137,7 @@ impl<'a> ColumnIndex<'a> {
     /// row: it stays as the old row had it.
     fn fill<'r>(&mut self, row: &'r PendingRow, out: &mut [Option<&'r str>]) {
         out.fill(None);
-        for tuple in [row.old.as_ref(), row.new.as_ref()].into_iter().flatten() {
+        for tuple in [row.old_values(), row.new_values()].into_iter().flatten() {
             for (position, (name, cell)) in tuple.cells().enumerate() {
                 if let Some(c) = self.find(position, name) {
                     out[c] = match cell {
@@ -135,34 +150,74 @@ impl<'a> ColumnIndex<'a> {
     }
 }
 
-fn build_values(layout: &ObjectLayout, rows: &[&PendingRow]) -> Result<Vec<ArrayRef>, TableError> {
-    let cols = value_columns(layout);
-    let sources: Vec<String> = cols.iter().map(|(_, s, _)| s.clone()).collect();
-    let width = cols.len();
-    // Row-major gather in one pass over each message, then one builder per column.
-    let mut index = ColumnIndex::new(&sources);
-    let mut values: Vec<Option<&str>> = vec![None; rows.len() * width];
-    for (row, out) in rows.iter().zip(values.chunks_mut(width.max(1))) {
-        index.fill(row, out);
-    }
-    cols.iter()
-        .enumerate()
-        .map(|(c, (name, source, data_type))| {
-            let mut builder = ColumnBuilder::new(data_type, rows.len()).ok_or_else(|| {
-                TableError::Schema(format!("column `{name}` has unsupported type {data_type}"))
-            })?;
-            for r in 0..rows.len() {
-                let v = values[r * width + c];
-                builder.append(v).map_err(|reason| TableError::Value {
-                    column: name.clone(),
-                    source_column: source.clone(),
-                    value: v.unwrap_or_default().chars().take(200).collect(),
-                    reason,
+/// The `id`, `created_at`, `updated_at` and field columns of a run of changes, parsed once
+/// for both of an object's tables: the history takes them whole, the current state takes the
+/// rows it keeps.
+pub struct ValueColumns {
+    columns: Vec<ArrayRef>,
+}
+
+impl ValueColumns {
+    /// Parses every row's values; a value its column can't hold fails with its column named.
+    pub fn parse(layout: &ObjectLayout, rows: &[PendingRow]) -> Result<Self, TableError> {
+        let cols = value_columns(layout);
+        let sources: Vec<String> = cols.iter().map(|(_, s, _)| s.clone()).collect();
+        let width = cols.len();
+        // Row-major gather in one pass over each message, then one builder per column.
+        let mut index = ColumnIndex::new(&sources);
+        let mut values: Vec<Option<&str>> = vec![None; rows.len() * width];
+        for (row, out) in rows.iter().zip(values.chunks_mut(width.max(1))) {
+            index.fill(row, out);
+        }
+        let columns = cols
+            .iter()
+            .enumerate()
+            .map(|(c, (name, source, data_type))| {
+                let mut builder = ColumnBuilder::new(data_type, rows.len()).ok_or_else(|| {
+                    TableError::Schema(format!("column `{name}` has unsupported type {data_type}"))
                 })?;
-            }
-            Ok(builder.finish())
-        })
-        .collect()
+                for r in 0..rows.len() {
+                    let v = values[r * width + c];
+                    builder.append(v).map_err(|reason| TableError::Value {
+                        column: name.clone(),
+                        source_column: source.clone(),
+                        value: v.unwrap_or_default().chars().take(200).collect(),
+                        reason,
+                    })?;
+                }
+                Ok(builder.finish())
+            })
+            .collect::<Result<_, TableError>>()?;
+        Ok(Self { columns })
+    }
+
+    /// No rows at all.
+    pub fn empty() -> Self {
+        Self {
+            columns: Vec::new(),
+        }
+    }
+
+    /// The columns of rows `offset..offset + len`.
+    pub fn slice(&self, offset: usize, len: usize) -> Self {
+        Self {
+            columns: self.columns.iter().map(|c| c.slice(offset, len)).collect(),
+        }
+    }
+
+    /// The columns of the rows at `indices`, in that order.
+    fn take(&self, indices: &[usize]) -> Result<Vec<ArrayRef>, TableError> {
+        let len = self.columns.first().map_or(0, |c| c.len());
+        // A batch of new records keeps every row in order: nothing to copy.
+        if indices.len() == len && indices.iter().enumerate().all(|(i, r)| i == *r) {
+            return Ok(self.columns.clone());
+        }
+        let indices = UInt32Array::from_iter_values(indices.iter().map(|&i| i as u32));
+        self.columns
+            .iter()
+            .map(|c| take(c, &indices, None).map_err(|e| TableError::Schema(e.to_string())))
+            .collect()
+    }
 }
 
 fn lsns(rows: &[&PendingRow]) -> ArrayRef {
@@ -198,20 +253,22 @@ pub fn merge_source_schema(layout: &ObjectLayout) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Collapses the batch's changes to each record's final state.
+/// Collapses the batch's changes to each record's final state; `values` are the rows' own,
+/// row for row.
 pub fn current_changes(
     layout: &ObjectLayout,
     rows: &[PendingRow],
+    values: &ValueColumns,
 ) -> Result<Option<CurrentChanges>, TableError> {
     // For each id: the first operation in the batch and the last change's index.
     let mut seen: HashMap<&str, (Op, usize)> = HashMap::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
-        seen.entry(row.id()?).or_insert((row.op, i)).1 = i;
+        seen.entry(row.id()?).or_insert((row.op(), i)).1 = i;
     }
     let mut chosen: Vec<(usize, bool)> = Vec::with_capacity(seen.len());
     let mut only_inserts = true;
     for (first, last) in seen.into_values() {
-        let deleted = rows[last].op == Op::Delete;
+        let deleted = rows[last].op() == Op::Delete;
         // A record inserted and deleted within the batch never reaches the table.
         if deleted && first == Op::Insert {
             continue;
@@ -225,7 +282,8 @@ pub fn current_changes(
     chosen.sort_unstable();
     let picked: Vec<&PendingRow> = chosen.iter().map(|(i, _)| &rows[*i]).collect();
     let deletes = chosen.iter().filter(|(_, d)| *d).count();
-    let mut cols = build_values(layout, &picked)?;
+    let indices: Vec<usize> = chosen.iter().map(|(i, _)| *i).collect();
+    let mut cols = values.take(&indices)?;
     cols.push(lsns(&picked));
     cols.push(commit_times(&picked));
     cols.push(Arc::new(BooleanArray::from_iter(
@@ -251,23 +309,29 @@ pub fn current_rows(
     )
 }
 
-/// One history row per change, in commit order.
-pub fn history_rows(layout: &ObjectLayout, rows: &[PendingRow]) -> Result<RecordBatch, TableError> {
+/// One history row per change, in commit order; `values` are the rows' own, row for row.
+pub fn history_rows(
+    layout: &ObjectLayout,
+    rows: &[PendingRow],
+    values: &ValueColumns,
+) -> Result<RecordBatch, TableError> {
     let all: Vec<&PendingRow> = rows.iter().collect();
     let mut cols: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(
-            all.iter().map(|r| r.op.as_str()),
+            all.iter().map(|r| r.op().as_str()),
         )),
         lsns(&all),
         Arc::new(Int64Array::from_iter_values(all.iter().map(|r| r.seq))),
         commit_times(&all),
     ];
-    cols.extend(build_values(layout, &all)?);
+    cols.extend(values.columns.iter().cloned());
     batch(layout.history_schema(), cols)
 }
 
 #[cfg(test)]
 mod tests {
+    use deltalake::arrow::array::Decimal128Array;
+
     use super::*;
     use crate::source::test_tuple as tuple;
 
@@ -297,12 +361,16 @@ mod tests {
             _ => (Some(t), None),
         };
         PendingRow {
-            op,
             lsn,
             commit_ts: DateTime::UNIX_EPOCH,
             seq: 0,
-            new,
-            old,
+            change: Box::new(RowChange {
+                schema: "oneo_records".into(),
+                table: "o1".into(),
+                op,
+                new,
+                old,
+            }),
         }
     }
 
@@ -316,7 +384,8 @@ mod tests {
             row(Op::Update, 14, "c", Some("4")),
             row(Op::Delete, 15, "d", None),
         ];
-        let c = current_changes(&layout(), &rows).unwrap().unwrap();
+        let values = ValueColumns::parse(&layout(), &rows).unwrap();
+        let c = current_changes(&layout(), &rows, &values).unwrap().unwrap();
         assert_eq!((c.upserts, c.deletes, c.only_inserts), (2, 1, false));
         let ids = c
             .batch
@@ -326,7 +395,27 @@ mod tests {
             .unwrap();
         let ids: Vec<&str> = ids.iter().flatten().collect();
         assert_eq!(ids, ["a", "c", "d"]);
-        assert_eq!(history_rows(&layout(), &rows).unwrap().num_rows(), 6);
+        let history = history_rows(&layout(), &rows, &values).unwrap();
+        assert_eq!(history.num_rows(), 6);
+        // The current state takes the last change of each record, history every change.
+        let amounts = c
+            .batch
+            .column(3)
+            .as_any()
+            .downcast_ref::<Decimal128Array>()
+            .unwrap();
+        assert_eq!(amounts.value_as_string(0), "2.00");
+        assert_eq!(amounts.value_as_string(1), "4.00");
+        let amounts = history
+            .column(7)
+            .as_any()
+            .downcast_ref::<Decimal128Array>()
+            .unwrap();
+        let cents: Vec<Option<i128>> = amounts.iter().collect();
+        assert_eq!(
+            cents,
+            [Some(100), Some(200), Some(300), Some(300), Some(400), None]
+        );
     }
 
     #[test]
@@ -335,7 +424,8 @@ mod tests {
             row(Op::Insert, 10, "a", None),
             row(Op::Update, 11, "a", Some("5")),
         ];
-        let c = current_changes(&layout(), &rows).unwrap().unwrap();
+        let values = ValueColumns::parse(&layout(), &rows).unwrap();
+        let c = current_changes(&layout(), &rows, &values).unwrap().unwrap();
         assert!(c.only_inserts);
         assert_eq!(current_rows(&layout(), &c).unwrap().num_columns(), 6);
     }
@@ -343,7 +433,7 @@ mod tests {
     #[test]
     fn a_bad_value_names_its_column() {
         let rows = vec![row(Op::Insert, 10, "a", Some("lots"))];
-        let err = current_changes(&layout(), &rows).err().unwrap();
+        let err = ValueColumns::parse(&layout(), &rows).err().unwrap();
         assert!(err.to_string().contains("`amount`"), "{err}");
         assert!(err.to_string().contains("`f7`"), "{err}");
     }

@@ -184,42 +184,13 @@ impl Pipeline {
                 () = sleep_until(deadline), if deadline.is_some() => {
                     self.flush(source, &mut batch).await?;
                 }
-                change = source.next() => {
+                chunk = source.next_chunk() => {
                     last_event = Instant::now();
-                    match change? {
-                        Change::Begin { commit_lsn, commit_ts } => {
-                            txn = Some(OpenTxn { commit_lsn, commit_ts, rows: Vec::new(), catalog_changed: false });
-                        }
-                        Change::Row(row) => {
-                            let Some(t) = txn.as_mut() else {
-                                return Err(IngestError::Replication("a row change outside a transaction".into()));
-                            };
-                            if row.schema.as_ref() == RECORD_SCHEMA {
-                                if let Some(object_id) = object_id_of(&row.table) {
-                                    let seq = t.rows.len() as i64;
-                                    t.rows.push((object_id, PendingRow {
-                                        op: row.op, lsn: t.commit_lsn, commit_ts: t.commit_ts,
-                                        seq, new: row.new, old: row.old,
-                                    }));
-                                }
-                            } else {
-                                t.catalog_changed = true;
-                            }
-                        }
-                        Change::Commit { end_lsn, .. } => {
-                            if let Some(t) = txn.take() {
-                                batch.opened.get_or_insert_with(Instant::now);
-                                batch.oldest_commit.get_or_insert(t.commit_ts);
-                                batch.changes += t.rows.len();
-                                batch.catalog_changed |= t.catalog_changed;
-                                for (object_id, row) in t.rows {
-                                    batch.rows.entry(object_id).or_default().push(row);
-                                }
-                            }
-                            batch.end_lsn = Some(end_lsn);
-                            if batch.changes >= self.cfg.max_batch_changes {
-                                self.flush(source, &mut batch).await?;
-                            }
+                    // A whole chunk per wake-up: the select's other branches (timers, the
+                    // write in flight, commands) are built once per chunk, not per change.
+                    for change in chunk? {
+                        if self.receive(change, &mut txn, &mut batch)? {
+                            self.flush(source, &mut batch).await?;
                         }
                     }
                 }
@@ -254,6 +225,66 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// Adds a change to the open transaction, or a committed transaction to the batch.
+    /// Returns whether the batch is full.
+    fn receive(
+        &self,
+        change: Change,
+        txn: &mut Option<OpenTxn>,
+        batch: &mut Batch,
+    ) -> Result<bool, IngestError> {
+        match change {
+            Change::Begin {
+                commit_lsn,
+                commit_ts,
+            } => {
+                *txn = Some(OpenTxn {
+                    commit_lsn,
+                    commit_ts,
+                    rows: Vec::new(),
+                    catalog_changed: false,
+                });
+            }
+            Change::Row(row) => {
+                let Some(t) = txn.as_mut() else {
+                    return Err(IngestError::Replication(
+                        "a row change outside a transaction".into(),
+                    ));
+                };
+                if row.schema.as_ref() == RECORD_SCHEMA {
+                    if let Some(object_id) = object_id_of(&row.table) {
+                        let seq = t.rows.len() as i64;
+                        t.rows.push((
+                            object_id,
+                            PendingRow {
+                                lsn: t.commit_lsn,
+                                commit_ts: t.commit_ts,
+                                seq,
+                                change: row,
+                            },
+                        ));
+                    }
+                } else {
+                    t.catalog_changed = true;
+                }
+            }
+            Change::Commit { end_lsn, .. } => {
+                if let Some(t) = txn.take() {
+                    batch.opened.get_or_insert_with(Instant::now);
+                    batch.oldest_commit.get_or_insert(t.commit_ts);
+                    batch.changes += t.rows.len();
+                    batch.catalog_changed |= t.catalog_changed;
+                    for (object_id, row) in t.rows {
+                        batch.rows.entry(object_id).or_default().push(row);
+                    }
+                }
+                batch.end_lsn = Some(end_lsn);
+                return Ok(batch.changes >= self.cfg.max_batch_changes);
+            }
+        }
+        Ok(false)
     }
 
     async fn tables(&mut self, object_id: i64) -> Result<&mut Tables, IngestError> {

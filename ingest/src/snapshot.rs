@@ -12,10 +12,10 @@ use std::sync::Arc;
 use chrono::Utc;
 use deltalake::arrow::array::RecordBatch;
 
-use crate::batch::{PendingRow, current_changes, current_rows};
+use crate::batch::{PendingRow, ValueColumns, current_changes, current_rows};
 use crate::error::{IngestError, TableError};
 use crate::layout::ObjectLayout;
-use crate::source::{Lsn, Op, SlotSnapshot};
+use crate::source::{Lsn, Op, RECORD_SCHEMA, RowChange, SlotSnapshot};
 
 /// Rows are turned into Arrow batches this many at a time while copying.
 const CHUNK: usize = 50_000;
@@ -38,6 +38,7 @@ pub async fn copy_tables(
     let mut copied: HashMap<String, CopiedTable> = HashMap::new();
     let mut pending: Vec<PendingRow> = Vec::with_capacity(CHUNK);
     let mut current: Option<Arc<str>> = None;
+    let schema: Arc<str> = RECORD_SCHEMA.into();
     while let Some((table, tuple)) = snapshot.next_row().await? {
         if current.as_deref() != Some(table.as_ref()) {
             if let Some(done) = current.take() {
@@ -46,12 +47,16 @@ pub async fn copy_tables(
             current = Some(table.clone());
         }
         pending.push(PendingRow {
-            op: Op::Insert,
             lsn,
             commit_ts: now,
             seq: 0,
-            new: Some(tuple),
-            old: None,
+            change: Box::new(RowChange {
+                schema: Arc::clone(&schema),
+                table: Arc::clone(&table),
+                op: Op::Insert,
+                new: Some(tuple),
+                old: None,
+            }),
         });
         if pending.len() >= CHUNK {
             add_chunk(&mut copied, layouts, &table, &mut pending);
@@ -93,7 +98,8 @@ fn add_chunk(
     let Ok(batches) = entry.batches.as_mut() else {
         return;
     };
-    let chunk = current_changes(layout, &rows)
+    let chunk = ValueColumns::parse(layout, &rows)
+        .and_then(|values| current_changes(layout, &rows, &values))
         .and_then(|c| c.map(|c| current_rows(layout, &c)).transpose());
     match chunk {
         Ok(Some(batch)) => batches.push(batch),

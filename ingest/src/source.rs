@@ -111,8 +111,9 @@ impl Tuple {
 
 /// Where the stream comes from and where acknowledgements go.
 pub trait ChangeSource: Send {
-    /// The next change; waits until there is one.
-    fn next(&mut self) -> impl Future<Output = Result<Change, IngestError>> + Send;
+    /// The next changes in commit order, at least one; waits until there are some.
+    /// Cancel-safe: a chunk is either returned whole or left for the next call.
+    fn next_chunk(&mut self) -> impl Future<Output = Result<Vec<Change>, IngestError>> + Send;
     /// Everything up to `lsn` is durable in the lake: the slot may release it.
     fn acknowledge(&self, lsn: Lsn);
     /// Stops reading and sends the last acknowledgement.
@@ -369,7 +370,6 @@ impl Slot {
         });
         Ok(PgChangeSource {
             rx,
-            pending: Vec::new().into_iter(),
             feedback,
             cancel,
             reader: AbortOnDrop(Some(reader)),
@@ -385,8 +385,6 @@ const QUEUED_CHUNKS: usize = 64;
 /// The live change stream of the slot.
 pub struct PgChangeSource {
     rx: mpsc::Receiver<Result<Vec<Change>, IngestError>>,
-    /// The rest of the chunk being handed out.
-    pending: std::vec::IntoIter<Change>,
     feedback: Arc<SharedLsnFeedback>,
     cancel: CancellationToken,
     reader: AbortOnDrop,
@@ -404,17 +402,10 @@ impl Drop for AbortOnDrop {
 }
 
 impl ChangeSource for PgChangeSource {
-    async fn next(&mut self) -> Result<Change, IngestError> {
-        loop {
-            if let Some(change) = self.pending.next() {
-                return Ok(change);
-            }
-            // Cancel-safe: a chunk is taken and stored within one poll.
-            match self.rx.recv().await {
-                Some(Ok(chunk)) => self.pending = chunk.into_iter(),
-                Some(Err(e)) => return Err(e),
-                None => return Err(IngestError::Stopped),
-            }
+    async fn next_chunk(&mut self) -> Result<Vec<Change>, IngestError> {
+        match self.rx.recv().await {
+            Some(result) => result,
+            None => Err(IngestError::Stopped),
         }
     }
 

@@ -10,7 +10,7 @@ use tokio::task::{JoinError, JoinHandle};
 use tracing::{Instrument, info_span, warn};
 
 use super::{Batch, Pipeline, new_status};
-use crate::apply::{Outcome, Work, apply_batch};
+use crate::apply::{Outcome, Work, spawn_batch};
 use crate::batch::PendingRow;
 use crate::error::{IngestError, TableError};
 use crate::layout::load_layouts;
@@ -96,7 +96,7 @@ impl Pipeline {
         .instrument(span.clone())
         .await?;
         self.writing = Some(Writing {
-            task: tokio::spawn(apply_batch(work).instrument(span)),
+            task: spawn_batch(work, span),
             end_lsn,
             changes: b.changes,
             oldest_commit: b.oldest_commit,
@@ -150,7 +150,10 @@ impl Pipeline {
         let Some(layout) = self.layouts.get(&object_id) else {
             return true;
         };
-        let Some(new) = rows.last().and_then(|r| r.new.as_ref().or(r.old.as_ref())) else {
+        let Some(new) = rows
+            .last()
+            .and_then(|r| r.change.new.as_ref().or(r.change.old.as_ref()))
+        else {
             return false;
         };
         new.columns()
