@@ -330,7 +330,8 @@ pub fn history_rows(
 
 #[cfg(test)]
 mod tests {
-    use deltalake::arrow::array::Decimal128Array;
+    use deltalake::arrow::array::AsArray;
+    use deltalake::arrow::datatypes::Decimal128Type;
 
     use super::*;
     use crate::source::test_tuple as tuple;
@@ -387,31 +388,25 @@ mod tests {
         let values = ValueColumns::parse(&layout(), &rows).unwrap();
         let c = current_changes(&layout(), &rows, &values).unwrap().unwrap();
         assert_eq!((c.upserts, c.deletes, c.only_inserts), (2, 1, false));
-        let ids = c
+        let ids: Vec<&str> = c
             .batch
             .column(0)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .unwrap();
-        let ids: Vec<&str> = ids.iter().flatten().collect();
+            .as_string::<i32>()
+            .iter()
+            .flatten()
+            .collect();
         assert_eq!(ids, ["a", "c", "d"]);
         let history = history_rows(&layout(), &rows, &values).unwrap();
         assert_eq!(history.num_rows(), 6);
         // The current state takes the last change of each record, history every change.
-        let amounts = c
-            .batch
-            .column(3)
-            .as_any()
-            .downcast_ref::<Decimal128Array>()
-            .unwrap();
+        let amounts = c.batch.column(3).as_primitive::<Decimal128Type>();
         assert_eq!(amounts.value_as_string(0), "2.00");
         assert_eq!(amounts.value_as_string(1), "4.00");
-        let amounts = history
+        let cents: Vec<Option<i128>> = history
             .column(7)
-            .as_any()
-            .downcast_ref::<Decimal128Array>()
-            .unwrap();
-        let cents: Vec<Option<i128>> = amounts.iter().collect();
+            .as_primitive::<Decimal128Type>()
+            .iter()
+            .collect();
         assert_eq!(
             cents,
             [Some(100), Some(200), Some(300), Some(300), Some(400), None]
