@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::ops::Not;
 use std::sync::Arc;
 
-use deltalake::arrow::array::RecordBatch;
+use deltalake::arrow::array::{RecordBatch, new_null_array};
 use deltalake::arrow::datatypes::{Field, Schema};
-use deltalake::datafusion::prelude::{SessionContext, col};
+use deltalake::datafusion::prelude::{SessionContext, col, ident};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::kernel::{StructField, Transaction};
@@ -200,8 +200,106 @@ impl LakeTable {
         Ok(())
     }
 
+    /// Moves the values of every column whose type differs from `schema` (a field deleted and
+    /// re-created under the same API name with another type) to a column of their own,
+    /// `<name>_before_v<version>`, so the name is free for the new type and no value is lost.
+    /// One overwrite commit that keeps the table's applied version; nothing happens when no
+    /// column differs. Returns the columns moved, as (old name, new name).
+    ///
+    /// A history table needs this on a resync: its rows are the record's past and can't be
+    /// retyped, while the current state is simply copied again with the new type.
+    pub async fn retire_conflicting_columns(
+        &mut self,
+        schema: &Schema,
+    ) -> Result<Vec<(String, String)>, TableError> {
+        let Some(version) = self.table.version() else {
+            return Ok(Vec::new());
+        };
+        let existing = self
+            .table
+            .snapshot()
+            .map_err(write_error)?
+            .snapshot()
+            .arrow_schema();
+        let mut taken: std::collections::HashSet<String> = existing
+            .fields()
+            .iter()
+            .chain(schema.fields().iter())
+            .map(|f| f.name().clone())
+            .collect();
+        let mut moved = Vec::new();
+        for field in existing.fields() {
+            let Ok(wanted) = schema.field_with_name(field.name()) else {
+                continue;
+            };
+            let have: StructField = field
+                .as_ref()
+                .try_into_kernel()
+                .map_err(|e| TableError::Schema(e.to_string()))?;
+            let want: StructField = wanted
+                .try_into_kernel()
+                .map_err(|e| TableError::Schema(e.to_string()))?;
+            if have.data_type() == want.data_type() {
+                continue;
+            }
+            let mut new_name = format!("{}_before_v{version}", field.name());
+            let mut n = 1;
+            while taken.contains(&new_name) {
+                n += 1;
+                new_name = format!("{}_before_v{version}_{n}", field.name());
+            }
+            taken.insert(new_name.clone());
+            moved.push((field.name().clone(), new_name));
+        }
+        if moved.is_empty() {
+            return Ok(moved);
+        }
+        let df_error =
+            |e: deltalake::datafusion::error::DataFusionError| TableError::Write(e.to_string());
+        // delta-rs's own session: its planner turns the write's custom nodes into a plan.
+        let ctx = deltalake::delta_datafusion::create_session().into_inner();
+        self.table
+            .update_datafusion_session(&ctx.state())
+            .map_err(write_error)?;
+        let provider = self.table.table_provider().await.map_err(df_error)?;
+        let exprs: Vec<_> = existing
+            .fields()
+            .iter()
+            .map(|f| {
+                let c = ident(f.name());
+                match moved.iter().find(|(old, _)| old == f.name()) {
+                    Some((_, new)) => c.alias(new),
+                    None => c,
+                }
+            })
+            .collect();
+        let plan = ctx
+            .read_table(provider)
+            .and_then(|df| df.select(exprs))
+            .map_err(df_error)?
+            .into_unoptimized_plan();
+        let mut props = CommitProperties::default();
+        if let Some(applied) = self.applied {
+            props = props.with_application_transaction(Transaction::new(APP_ID, applied));
+        }
+        self.table = self
+            .table
+            .clone()
+            .write(Vec::new())
+            .with_input_plan(plan)
+            .with_session_state(Arc::new(ctx.state()))
+            .with_save_mode(SaveMode::Overwrite)
+            .with_schema_mode(SchemaMode::Overwrite)
+            .with_writer_properties(file_properties())
+            .with_commit_properties(props)
+            .await
+            .map_err(write_error)?;
+        Ok(moved)
+    }
+
     /// Appends rows; creates the table on its first write.
     pub async fn append(&mut self, batch: RecordBatch, lsn: Lsn) -> Result<(), TableError> {
+        let batch = self.with_retired_columns(batch)?;
         self.table = self
             .table
             .clone()
@@ -213,6 +311,40 @@ impl LakeTable {
             .map_err(write_error)?;
         self.applied = i64::try_from(lsn).ok();
         Ok(())
+    }
+
+    /// The batch with a null column for each column the table has and the batch lacks (a
+    /// history's retired columns, see [`Self::retire_conflicting_columns`]), in the table's
+    /// order: an append must carry every column of the table.
+    fn with_retired_columns(&self, batch: RecordBatch) -> Result<RecordBatch, TableError> {
+        if self.table.version().is_none() {
+            return Ok(batch);
+        }
+        let table = self
+            .table
+            .snapshot()
+            .map_err(write_error)?
+            .snapshot()
+            .arrow_schema();
+        if table.fields().len() == batch.num_columns() {
+            return Ok(batch);
+        }
+        let mut fields = Vec::with_capacity(table.fields().len());
+        let mut columns = Vec::with_capacity(table.fields().len());
+        for f in table.fields() {
+            match batch.schema().column_with_name(f.name()) {
+                Some((i, have)) => {
+                    fields.push(have.clone());
+                    columns.push(batch.column(i).clone());
+                }
+                None => {
+                    fields.push(f.as_ref().clone().with_nullable(true));
+                    columns.push(new_null_array(f.data_type(), batch.num_rows()));
+                }
+            }
+        }
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+            .map_err(|e| TableError::Schema(e.to_string()))
     }
 
     /// Replaces the whole table, schema included, in one commit (a snapshot or resync).

@@ -26,7 +26,7 @@ use crate::layout::{ObjectLayout, load_layouts, object_id_of};
 use crate::snapshot::copy_tables;
 use crate::source::{
     Change, ChangeSource, Lsn, OpenedSlot, RECORD_SCHEMA, SlotConfig, SlotSnapshot, format_lsn,
-    open_slot, parse_lsn, temporary_snapshot,
+    open_slot, parse_lsn, resync_snapshot, scratch_slot_pattern,
 };
 use crate::status::{StatusHandle, TableState, TableStatus};
 
@@ -103,6 +103,8 @@ impl Pipeline {
         self.tables.clear();
         self.layouts = load_layouts(&self.pool).await?;
         let lost = self.drop_lost_slot().await?;
+        // A resync cut short by a crash leaves its scratch slot holding WAL.
+        self.drop_scratch_slots().await?;
         let slot = match open_slot(&self.slot_config()).await? {
             OpenedSlot::Existing(slot) => slot,
             OpenedSlot::Created(snapshot) => {
@@ -120,7 +122,7 @@ impl Pipeline {
             }
         };
         // Tables ingest never finished copying (or whose lake folder is gone) are copied
-        // from a temporary slot's snapshot; the main slot is behind it, so nothing is lost.
+        // from a scratch slot's snapshot; the main slot is behind it, so nothing is lost.
         let mut unfinished = Vec::new();
         let ids: Vec<i64> = self.layouts.keys().copied().collect();
         for id in ids {
@@ -130,8 +132,8 @@ impl Pipeline {
         }
         if !unfinished.is_empty() {
             let names: Vec<String> = unfinished.iter().map(|id| format!("o{id}")).collect();
-            let snapshot = temporary_snapshot(&self.slot_config(), &names).await?;
-            self.install_snapshot(snapshot, &unfinished).await?;
+            let snapshot = resync_snapshot(&self.slot_config(), &names).await?;
+            self.install_scratch_snapshot(snapshot, &unfinished).await?;
         }
         let mut source = slot.start(cancel.child_token()).await?;
         self.status.pipeline(|p| {
@@ -367,7 +369,18 @@ impl Pipeline {
                         .append(RecordBatch::new_empty(layout.history_schema()), applied)
                         .await
                 }
-                other => other,
+                // The history keeps its rows; a column whose type changed moves aside so
+                // the stream can go on writing the new type under the field's name.
+                Ok(()) => tables
+                    .history
+                    .retire_conflicting_columns(&layout.history_schema())
+                    .await
+                    .map(|moved| {
+                        for (old, new) in moved {
+                            info!(object = %layout.api_name, column = %old, kept_as = %new, "history column of another type kept under a new name");
+                        }
+                    }),
+                Err(e) => Err(e),
             };
             let (state, error) = match result {
                 Ok(()) => {
@@ -407,9 +420,54 @@ impl Pipeline {
             )));
         }
         self.tables.remove(&object_id);
-        let snapshot = temporary_snapshot(&self.slot_config(), &[format!("o{object_id}")]).await?;
-        self.install_snapshot(snapshot, &[object_id]).await?;
-        Ok(())
+        let snapshot = resync_snapshot(&self.slot_config(), &[format!("o{object_id}")]).await?;
+        self.install_scratch_snapshot(snapshot, &[object_id]).await
+    }
+
+    /// Copies a scratch slot's snapshot into the lake, then drops the slot, whether the copy
+    /// worked or not (a slot left behind would hold WAL until the next start).
+    async fn install_scratch_snapshot(
+        &mut self,
+        snapshot: SlotSnapshot,
+        objects: &[i64],
+    ) -> Result<(), IngestError> {
+        let result = self.install_snapshot(snapshot, objects).await;
+        let dropped = self.drop_scratch_slots().await;
+        result?;
+        dropped
+    }
+
+    /// Drops this pipeline's scratch slots. A closed connection's walsender takes a moment
+    /// to let its slot go, so an active one is waited for (up to 10 s) rather than skipped.
+    async fn drop_scratch_slots(&self) -> Result<(), IngestError> {
+        let pattern = scratch_slot_pattern(&self.cfg.slot);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            sqlx::query(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+                  WHERE slot_name LIKE $1 ESCAPE '\\' AND NOT active",
+            )
+            .bind(&pattern)
+            .execute(&self.pool)
+            .await?;
+            let left: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE $1 ESCAPE '\\'",
+            )
+            .bind(&pattern)
+            .fetch_one(&self.pool)
+            .await?;
+            if left == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                warn!(
+                    slots = left,
+                    "a resync slot is still in use; it is dropped at the next start"
+                );
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn report_lag(&self, batch: &Batch) {

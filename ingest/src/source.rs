@@ -177,15 +177,11 @@ impl SlotConfig {
     }
 
     /// A replication connection for `slot`, on the first URL that connects.
-    async fn connect(
-        &self,
-        slot: &str,
-        temporary: bool,
-    ) -> Result<LogicalReplicationStream, IngestError> {
+    async fn connect(&self, slot: &str) -> Result<LogicalReplicationStream, IngestError> {
         let urls = self.replication_urls()?;
         let mut last = None;
         for (i, url) in urls.iter().enumerate() {
-            match LogicalReplicationStream::new(url, self.stream_config(slot, temporary)).await {
+            match LogicalReplicationStream::new(url, self.stream_config(slot)).await {
                 Ok(stream) => return Ok(stream),
                 Err(e) => {
                     if i + 1 < urls.len() {
@@ -201,7 +197,7 @@ impl SlotConfig {
         ))
     }
 
-    fn stream_config(&self, slot: &str, temporary: bool) -> ReplicationStreamConfig {
+    fn stream_config(&self, slot: &str) -> ReplicationStreamConfig {
         // Protocol 1 without streaming: a transaction arrives whole, after its commit, so a
         // batch only ever holds committed work. `messages` lets the idle heartbeat through.
         ReplicationStreamConfig::builder(slot, self.publication.clone())
@@ -213,7 +209,7 @@ impl SlotConfig {
             .with_health_check_interval(Duration::from_secs(60))
             .with_retry_config(RetryConfig::default())
             .with_slot_options(ReplicationSlotOptions {
-                temporary,
+                temporary: false,
                 snapshot: Some("export".into()),
                 ..Default::default()
             })
@@ -238,7 +234,7 @@ pub enum OpenedSlot {
 
 /// Opens the slot, creating it if needed.
 pub async fn open_slot(cfg: &SlotConfig) -> Result<OpenedSlot, IngestError> {
-    let stream = cfg.connect(&cfg.slot, false).await?;
+    let stream = cfg.connect(&cfg.slot).await?;
     match stream.snapshot().await? {
         SnapshotOutcome::Unavailable(stream) => Ok(OpenedSlot::Existing(Slot {
             stream: Box::new(stream),
@@ -249,21 +245,26 @@ pub async fn open_slot(cfg: &SlotConfig) -> Result<OpenedSlot, IngestError> {
             Ok(OpenedSlot::Created(SlotSnapshot {
                 rows: Some(Box::new(snap.rows())),
                 lsn,
-                temporary: false,
+                scratch: None,
             }))
         }
     }
 }
 
-/// A snapshot of some record tables at `lsn` from a temporary slot, for resynchronising
+/// A snapshot of some record tables at `lsn` from a scratch slot, for resynchronising
 /// tables while the main slot keeps its position (which is behind `lsn`, so every change
 /// after the snapshot is still to come on the main stream).
-pub async fn temporary_snapshot(
+///
+/// The scratch slot is an ordinary one, not a temporary one: the replication client refuses
+/// to export a snapshot from a temporary slot (a reconnect would re-create it at a later
+/// point). Nothing ever streams from it; [`SlotSnapshot::scratch_slot`] names it so the
+/// caller drops it after the copy, and [`scratch_slot_pattern`] finds any a crash left.
+pub async fn resync_snapshot(
     cfg: &SlotConfig,
     tables: &[String],
 ) -> Result<SlotSnapshot, IngestError> {
     let name = format!("{}_resync_{}", cfg.slot, std::process::id());
-    let stream = cfg.connect(&name, true).await?;
+    let stream = cfg.connect(&name).await?;
     match stream.snapshot().await? {
         SnapshotOutcome::Available(mut snap) => {
             snap.retain_tables(|t| {
@@ -276,13 +277,25 @@ pub async fn temporary_snapshot(
             Ok(SlotSnapshot {
                 rows: Some(Box::new(snap.rows())),
                 lsn,
-                temporary: true,
+                scratch: Some(name),
             })
         }
-        SnapshotOutcome::Unavailable(_) => Err(IngestError::Replication(format!(
-            "temporary slot {name} already existed, so it exported no snapshot"
-        ))),
+        SnapshotOutcome::Unavailable(stream) => {
+            drop(stream);
+            Err(IngestError::Replication(format!(
+                "the resync slot {name} already existed, so it exported no snapshot; it is dropped at the next start"
+            )))
+        }
     }
+}
+
+/// A `LIKE` pattern (escape `\\`) matching the scratch slots of `slot`'s resyncs.
+pub fn scratch_slot_pattern(slot: &str) -> String {
+    let escaped = slot
+        .replace('\\', "\\\\")
+        .replace('_', "\\_")
+        .replace('%', "\\%");
+    format!("{escaped}\\_resync\\_%")
 }
 
 /// The schema holding one table per object.
@@ -293,7 +306,8 @@ pub struct SlotSnapshot {
     // Boxed: the snapshot reader holds the replication client, a couple of kilobytes.
     rows: Option<Box<SnapshotRows>>,
     lsn: Lsn,
-    temporary: bool,
+    /// The scratch slot it came from, to be dropped after the copy; `None` for the main slot.
+    scratch: Option<String>,
 }
 
 impl SlotSnapshot {
@@ -314,13 +328,18 @@ impl SlotSnapshot {
             .map(|r| (r.relation.relation_name.clone(), Tuple(r.data))))
     }
 
-    /// Ends the copy. For the main slot this returns the stream, ready to start; a temporary
-    /// slot is dropped with its connection.
+    /// The scratch slot this snapshot came from (see [`resync_snapshot`]), if any.
+    pub fn scratch_slot(&self) -> Option<&str> {
+        self.scratch.as_deref()
+    }
+
+    /// Ends the copy. For the main slot this returns the stream, ready to start; a scratch
+    /// slot's connection is closed (the slot itself is the caller's to drop).
     pub async fn finish(mut self) -> Result<Option<Slot>, IngestError> {
         let Some(rows) = self.rows.take() else {
             return Ok(None);
         };
-        if self.temporary {
+        if self.scratch.is_some() {
             drop(rows.abandon().await);
             return Ok(None);
         }
@@ -500,6 +519,11 @@ pub fn test_tuple(cells: &[(&str, Option<&str>)]) -> Tuple {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scratch_slot_pattern_matches_only_this_slots_resyncs() {
+        assert_eq!(scratch_slot_pattern("oneo_a_b"), r"oneo\_a\_b\_resync\_%");
+    }
 
     #[test]
     fn replication_prefers_the_local_socket_and_keeps_the_url() {

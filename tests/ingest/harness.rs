@@ -11,7 +11,7 @@ use deltalake::datafusion::prelude::SessionContext;
 use oneo_api::Application;
 use oneo_api::config::{DatabaseConfig, HttpConfig};
 use oneo_ingest::layout::{ObjectLayout, load_layouts};
-use oneo_ingest::{IngestConfig, Lake, TableKind};
+use oneo_ingest::{IngestConfig, IngestHandle, Lake, TableKind};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -92,6 +92,44 @@ impl Env {
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         assert!(status.is_success(), "{method} {path}: {status} {body}");
         body
+    }
+
+    /// A second REST server on this database with `ingest` beside it, as `oneo serve` runs
+    /// them (the ingest endpoints answer 503 without it); its base URL. It stops with `self`.
+    pub async fn serve_with_ingest(&self, ingest: IngestHandle) -> String {
+        let db = DatabaseConfig {
+            database_url: self.db_url.clone(),
+            db_max_connections: 5,
+        };
+        let http = HttpConfig {
+            http_addr: "127.0.0.1:0".parse().expect("addr"),
+            request_timeout_secs: 60,
+        };
+        let app = Application::build(&db, &http)
+            .await
+            .expect("server")
+            .with_ingest(ingest);
+        let base = format!("http://{}", app.local_addr());
+        tokio::spawn(app.run_until_stopped(self.server.clone()));
+        base
+    }
+
+    /// A request to `base` with this workspace's key: the status and the body as text.
+    pub async fn request_at(
+        &self,
+        base: &str,
+        method: reqwest::Method,
+        path: &str,
+    ) -> (reqwest::StatusCode, String) {
+        let resp = self
+            .http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status();
+        (status, resp.text().await.expect("body"))
     }
 
     pub async fn create(&self, object: &str, record: Value) -> Value {
@@ -230,10 +268,27 @@ impl Env {
 
     /// Waits until every object's lake table equals PostgreSQL; on timeout, says what differs.
     pub async fn wait_until_lake_equals_pg(&self, timeout: Duration) -> Result<(), String> {
+        self.wait_until_equal(None, timeout).await
+    }
+
+    /// Waits until one object's lake table equals PostgreSQL.
+    pub async fn wait_until_object_equals_pg(
+        &self,
+        object: &str,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        self.wait_until_equal(Some(object), timeout).await
+    }
+
+    async fn wait_until_equal(&self, only: Option<&str>, timeout: Duration) -> Result<(), String> {
         let start = Instant::now();
         loop {
             let mut diff = None;
-            for layout in self.objects().await.values() {
+            let objects = self.objects().await;
+            let layouts = objects
+                .values()
+                .filter(|l| only.is_none_or(|o| l.api_name == o));
+            for layout in layouts {
                 let pg = self.pg_rows(layout).await;
                 let lake = self.lake_rows(layout).await.unwrap_or_default();
                 if pg != lake {

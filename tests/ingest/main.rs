@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod harness;
+mod operations;
 mod workload;
 
 use std::process::{Child, Command};
