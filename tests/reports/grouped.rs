@@ -283,3 +283,33 @@ pub async fn comparisons_cover_subtotals(env: &Env) {
         "the total has no comparisons"
     );
 }
+
+/// Distinct counts beside counts, sums and maxima, across a lookup: every group, subtotal and
+/// the total equal PostgreSQL's ROLLUP, including the group whose key is null (activities
+/// without a deal), which must not be taken for a subtotal.
+pub async fn distinct_counts_cover_subtotals(env: &Env) {
+    let spec = json!({"type": "summary", "object": "activity",
+                      "groupings": [{"field": "deal.owner"}, {"field": "type"}],
+                      "aggregates": [{"fn": "count"}, {"fn": "count_distinct", "field": "deal"},
+                                     {"fn": "sum", "field": "duration_minutes"},
+                                     {"fn": "max", "field": "duration_minutes"},
+                                     {"fn": "count_distinct", "field": "deal", "as": "deals_again"}],
+                      "limit": 10000});
+    let answer = env.report(&spec).await;
+    let got = oneo_benches::answer::flatten(&answer, 2);
+    let want = oneo_benches::answer::pg_rows(
+        &env.pool,
+        "SELECT d.owner, a.type, count(*), count(DISTINCT a.deal_id), sum(a.duration_minutes),
+                max(a.duration_minutes), count(DISTINCT a.deal_id)
+           FROM rel.activity a LEFT JOIN rel.deal d ON d.id = a.deal_id GROUP BY ROLLUP (1, 2)",
+    )
+    .await
+    .expect("oracle SQL");
+    assert!(
+        got.iter().any(|r| r[0].is_none() && r[1].is_some()),
+        "the data set has activities without a deal: a null owner group"
+    );
+    if let Some(d) = oneo_benches::answer::difference(got, want) {
+        panic!("distinct counts with subtotals differ from PostgreSQL: {d}");
+    }
+}

@@ -61,6 +61,7 @@ async fn reports_equal_postgres_and_refuse_bad_input() {
     grouped::matrix_cells_subtotals_and_totals(&env).await;
     grouped::formulas_cover_subtotals_and_totals(&env).await;
     grouped::comparisons_cover_subtotals(&env).await;
+    grouped::distinct_counts_cover_subtotals(&env).await;
     grouped::joined_equals_its_blocks_outer_joined(&env).await;
     sql_reads_the_lake_read_only(&env).await;
     bad_specs_are_refused_precisely(&env).await;
