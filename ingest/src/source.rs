@@ -257,8 +257,8 @@ pub async fn open_slot(cfg: &SlotConfig) -> Result<OpenedSlot, IngestError> {
 ///
 /// The scratch slot is an ordinary one, not a temporary one: the replication client refuses
 /// to export a snapshot from a temporary slot (a reconnect would re-create it at a later
-/// point). Nothing ever streams from it; [`SlotSnapshot::scratch_slot`] names it so the
-/// caller drops it after the copy, and [`scratch_slot_pattern`] finds any a crash left.
+/// point). Nothing ever streams from it; the caller drops it after the copy, finding it (and
+/// any a crash left) by [`scratch_slot_pattern`].
 pub async fn resync_snapshot(
     cfg: &SlotConfig,
     tables: &[String],
@@ -326,11 +326,6 @@ impl SlotSnapshot {
             .next_row()
             .await?
             .map(|r| (r.relation.relation_name.clone(), Tuple(r.data))))
-    }
-
-    /// The scratch slot this snapshot came from (see [`resync_snapshot`]), if any.
-    pub fn scratch_slot(&self) -> Option<&str> {
-        self.scratch.as_deref()
     }
 
     /// Ends the copy. For the main slot this returns the stream, ready to start; a scratch
