@@ -318,17 +318,15 @@ impl LakeTable {
     /// order: an append must carry every column of the table.
     fn with_retired_columns(&self, batch: RecordBatch) -> Result<RecordBatch, TableError> {
         if self.table.version().is_none() {
+            // No table yet: its first write defines its columns.
             return Ok(batch);
         }
-        let table = self
-            .table
-            .snapshot()
-            .map_err(write_error)?
-            .snapshot()
-            .arrow_schema();
-        if table.fields().len() == batch.num_columns() {
+        let state = self.table.snapshot().map_err(write_error)?;
+        // The usual case, checked on the kernel schema without converting it to Arrow.
+        if state.schema().fields().len() == batch.num_columns() {
             return Ok(batch);
         }
+        let table = state.snapshot().arrow_schema();
         let mut fields = Vec::with_capacity(table.fields().len());
         let mut columns = Vec::with_capacity(table.fields().len());
         for f in table.fields() {

@@ -245,7 +245,7 @@ pub async fn open_slot(cfg: &SlotConfig) -> Result<OpenedSlot, IngestError> {
             Ok(OpenedSlot::Created(SlotSnapshot {
                 rows: Some(Box::new(snap.rows())),
                 lsn,
-                scratch: None,
+                scratch: false,
             }))
         }
     }
@@ -277,7 +277,7 @@ pub async fn resync_snapshot(
             Ok(SlotSnapshot {
                 rows: Some(Box::new(snap.rows())),
                 lsn,
-                scratch: Some(name),
+                scratch: true,
             })
         }
         SnapshotOutcome::Unavailable(stream) => {
@@ -306,8 +306,8 @@ pub struct SlotSnapshot {
     // Boxed: the snapshot reader holds the replication client, a couple of kilobytes.
     rows: Option<Box<SnapshotRows>>,
     lsn: Lsn,
-    /// The scratch slot it came from, to be dropped after the copy; `None` for the main slot.
-    scratch: Option<String>,
+    /// It came from a scratch slot (dropped by the caller after the copy), not the main one.
+    scratch: bool,
 }
 
 impl SlotSnapshot {
@@ -334,7 +334,7 @@ impl SlotSnapshot {
         let Some(rows) = self.rows.take() else {
             return Ok(None);
         };
-        if self.scratch.is_some() {
+        if self.scratch {
             drop(rows.abandon().await);
             return Ok(None);
         }

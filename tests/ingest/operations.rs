@@ -131,7 +131,7 @@ async fn a_table_the_lake_cannot_take_stops_alone_and_a_resync_recovers_it() {
         "{metrics}"
     );
 
-    // Only admins resync (a member's key is refused and changes nothing); an admin's copies
+    // Only admins resync (an analyst's key is refused and changes nothing); an admin's copies
     // the table again, with the new type.
     let analyst = env
         .call(

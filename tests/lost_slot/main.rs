@@ -74,6 +74,15 @@ impl Drop for KeepSizeReset {
     }
 }
 
+/// The slot's `wal_status` (`reserved`, …, `lost`); the slot must exist.
+async fn wal_status(pool: &PgPool, slot: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1")
+        .bind(slot)
+        .fetch_one(pool)
+        .await
+        .expect("the slot exists")
+}
+
 /// Makes PostgreSQL invalidate `slot`: a keep limit that streaming slots are within, more
 /// WAL than that behind `slot`, and checkpoints until the slot is `lost`.
 ///
@@ -149,12 +158,7 @@ async fn lose_slot(pool: &PgPool, slot: &str) {
             .execute(pool)
             .await
             .expect("checkpoint");
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1")
-                .bind(slot)
-                .fetch_one(pool)
-                .await
-                .expect("slot status");
+        let status = wal_status(pool, slot).await;
         if status.as_deref() == Some("lost") {
             return;
         }
@@ -216,13 +220,7 @@ async fn a_lost_slot_is_recreated_and_every_table_copied_again() {
         .expect("company table");
     assert_eq!(company.state, TableState::Streaming);
     assert_eq!(company.snapshot_rows, 9, "{company:?}");
-    let status: Option<String> =
-        sqlx::query_scalar("SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1")
-            .bind(&slot)
-            .fetch_one(&env.pool)
-            .await
-            .expect("the slot exists again");
-    assert_ne!(status.as_deref(), Some("lost"));
+    assert_ne!(wal_status(&env.pool, &slot).await.as_deref(), Some("lost"));
 
     // And it streams from the new slot.
     env.create("company", json!({"name": "After"})).await;
