@@ -92,6 +92,9 @@ pub(crate) fn aggregate_col(
                 0
             };
             cast(r.expr, DataType::Decimal128(38, scale as i8 + 1))
+        } else if a.function == AggregateFn::CountDistinct {
+            // Distinct ids counted by key: an integer set, not a set of strings.
+            r.key.unwrap_or(r.expr)
         } else {
             r.expr
         }

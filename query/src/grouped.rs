@@ -17,6 +17,7 @@ use crate::compare::{comparisons, with_comparisons};
 use crate::dates::DateContext;
 use crate::error::QueryError;
 use crate::formula::{SummaryFormulas, kind_type, summary_formulas};
+use crate::keys::KeyText;
 use crate::levels::Levels;
 use crate::matrix::shape_matrix;
 use crate::path::{Paths, Resolved};
@@ -30,15 +31,19 @@ pub(crate) struct GroupKey {
     pub name: String,
     pub expr: Expr,
     pub kind: String,
+    /// `expr` is an id's key: the grouped answer turns it back into the id.
+    pub interned: bool,
 }
 
 /// A grouping's key; a datetime's period starts at midnight in the workspace's time zone
-/// (`dates`), so a month in Auckland is Auckland's month.
+/// (`dates`), so a month in Auckland is Auckland's month. With `by_key`, a lookup groups by
+/// its key column where it has one.
 pub(crate) fn group_key(
     g: &Grouping,
     on: Resolved,
     dates: &DateContext,
     part: &str,
+    by_key: bool,
 ) -> Result<GroupKey, QueryError> {
     let ty = on.field.field_type;
     if let Some(buckets) = &g.buckets {
@@ -52,6 +57,7 @@ pub(crate) fn group_key(
             name: g.name(),
             expr: bucket_expr(buckets, g.other.as_deref(), &on, &format!("{part}.buckets"))?,
             kind: "text".into(),
+            interned: false,
         });
     }
     if ty == FieldType::Multiselect {
@@ -62,6 +68,14 @@ pub(crate) fn group_key(
                 on.path
             ),
         ));
+    }
+    if let (true, None, Some(k)) = (by_key, g.date, &on.key) {
+        return Ok(GroupKey {
+            name: g.name(),
+            expr: k.clone(),
+            kind: ty.as_str().to_string(),
+            interned: true,
+        });
     }
     let expr = match (g.date, ty) {
         (None, _) => on.expr,
@@ -96,7 +110,40 @@ pub(crate) fn group_key(
         name: g.name(),
         expr,
         kind: ty.as_str().to_string(),
+        interned: false,
     })
+}
+
+/// `df` with each grouping by key (`keys[i].interned`) shown as its id again: done on the
+/// groups, after the aggregate, so only one id per group is made.
+fn with_ids(
+    df: DataFrame,
+    keys: &[GroupKey],
+    session: &WorkspaceSession,
+) -> Result<DataFrame, QueryError> {
+    let Some(interner) = session.keys() else {
+        return Ok(df);
+    };
+    if !keys.iter().any(|k| k.interned) {
+        return Ok(df);
+    }
+    let out: Vec<Expr> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let name = f.name();
+            match keys
+                .iter()
+                .enumerate()
+                .find(|(i, k)| k.interned && key(*i) == *name)
+            {
+                Some(_) => KeyText::call(interner, ident(name)).alias(name),
+                None => ident(name),
+            }
+        })
+        .collect();
+    Ok(df.select(out)?)
 }
 
 pub(crate) fn key(i: usize) -> String {
@@ -152,7 +199,7 @@ pub(crate) async fn grouped(
         for (i, g) in list.iter().enumerate() {
             let part = format!("{part}[{i}]");
             let on = paths.resolve(&g.field, &format!("{part}.field"))?;
-            keys.push(group_key(g, on, dates, &part)?);
+            keys.push(group_key(g, on, dates, &part, true)?);
         }
     }
     let default_count = [Aggregate {
@@ -207,6 +254,7 @@ pub(crate) async fn grouped(
     if !compares.is_empty() {
         df = with_comparisons(df, keys.len(), &compares)?;
     }
+    let df = with_ids(df, &keys, session)?;
     let batches = collect(session, df.sort(order)?).await?;
     let n_values = aggs.len() + formulas.compiled.len();
     // A summary turns only the rows it shows into JSON; a matrix places every cell.

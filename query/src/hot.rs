@@ -22,10 +22,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use datafusion::arrow::array::{Array, ArrayRef, new_null_array};
 use datafusion::arrow::compute::{cast, concat};
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::Statistics;
+use datafusion::common::{ColumnStatistics, Statistics};
 use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result as DfResult};
@@ -33,9 +33,14 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::object_store::{GetOptions, ObjectStore, path::Path};
 use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::physical_expr::expressions::Column as PhysicalColumn;
+use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::projection::ProjectionExec;
 use deltalake::DeltaTable;
 use futures::StreamExt;
+
+use crate::keys::{KEY_PREFIX, KeyInterner, KeyOf, key_column};
 
 /// Decoded columns of the lake's data files, shared by every session, at most `budget`
 /// bytes; the least recently used files go first.
@@ -43,6 +48,8 @@ use futures::StreamExt;
 pub struct ColumnCache {
     budget: usize,
     state: Mutex<CacheState>,
+    /// The keys of the id and lookup columns it holds (see [`crate::keys`]).
+    keys: Arc<KeyInterner>,
 }
 
 #[derive(Debug, Default)]
@@ -77,7 +84,13 @@ impl ColumnCache {
         Self {
             budget,
             state: Mutex::default(),
+            keys: Arc::default(),
         }
+    }
+
+    /// The interner behind the cache's key columns.
+    pub fn keys(&self) -> &Arc<KeyInterner> {
+        &self.keys
     }
 
     /// Bytes of decoded columns held now.
@@ -163,6 +176,9 @@ pub(crate) struct HotTable {
     /// The Delta provider for the same snapshot: its schema is the table's, and a scan too
     /// large for the cache goes to it.
     delta: Arc<dyn TableProvider>,
+    /// The Delta provider's columns, then a key column (`__key_<name>`, Int64) for each id
+    /// and lookup column.
+    schema: SchemaRef,
     table: String,
     store: Arc<dyn ObjectStore>,
     files: Vec<DataFile>,
@@ -171,11 +187,13 @@ pub(crate) struct HotTable {
 
 impl HotTable {
     /// `delta` served from memory where the snapshot is plain Parquet (a version-1 reader's
-    /// table: no deletion vectors, no column mapping) and unpartitioned; otherwise `delta`.
+    /// table: no deletion vectors, no column mapping) and unpartitioned, with a key column
+    /// for each of `key_columns` the table has; otherwise `delta`.
     pub(crate) fn wrap(
         delta: Arc<dyn TableProvider>,
         table: &DeltaTable,
         cache: &Arc<ColumnCache>,
+        key_columns: &[&str],
     ) -> Arc<dyn TableProvider> {
         let Ok(snapshot) = table.snapshot() else {
             return delta;
@@ -210,8 +228,16 @@ impl HotTable {
                 rows,
             });
         }
+        let base = delta.schema();
+        let mut fields: Vec<Field> = base.fields().iter().map(|f| f.as_ref().clone()).collect();
+        for name in key_columns {
+            if base.field_with_name(name).is_ok() {
+                fields.push(Field::new(key_column(name), DataType::Int64, true));
+            }
+        }
         Arc::new(Self {
             delta,
+            schema: Arc::new(Schema::new_with_metadata(fields, base.metadata().clone())),
             table: table.table_url().to_string(),
             store: table.object_store(),
             files,
@@ -247,9 +273,10 @@ impl HotTable {
             let missing: Vec<usize> = (0..wanted.len()).filter(|&c| cached[c].is_none()).collect();
             if !missing.is_empty() {
                 let (store, file) = (Arc::clone(&self.store), file.clone());
+                let keys = Arc::clone(&self.cache.keys);
                 let want: Vec<(String, DataType)> =
                     missing.iter().map(|&c| wanted[c].clone()).collect();
-                pending.push(async move { (i, missing, decode(store, file, want).await) });
+                pending.push(async move { (i, missing, decode(store, file, want, keys).await) });
             }
             have.push(cached);
         }
@@ -303,31 +330,39 @@ impl HotTable {
 }
 
 /// Reads `wanted` from one data file, each as one array of the wanted type; a column the
-/// file lacks (a field added after it was written) is all nulls. The file comes in one read
+/// file lacks (a field added after it was written) is all nulls, and a key column holds the
+/// keys of its id column (interned once, here, rather than in every query). The file comes in one read
 /// (one request on an object store) and is decoded on a blocking thread, so decoding many
 /// files uses every core without holding up the server's tasks.
 async fn decode(
     store: Arc<dyn ObjectStore>,
     file: DataFile,
     wanted: Vec<(String, DataType)>,
+    keys: Arc<KeyInterner>,
 ) -> DfResult<Vec<ArrayRef>> {
     let bytes = store
         .get_opts(&file.path, GetOptions::default())
         .await?
         .bytes()
         .await?;
-    tokio::task::spawn_blocking(move || decode_bytes(bytes, &wanted))
+    tokio::task::spawn_blocking(move || decode_bytes(bytes, &wanted, &keys))
         .await
         .map_err(|e| DataFusionError::External(Box::new(e)))?
 }
 
-fn decode_bytes(bytes: Bytes, wanted: &[(String, DataType)]) -> DfResult<Vec<ArrayRef>> {
+fn decode_bytes(
+    bytes: Bytes,
+    wanted: &[(String, DataType)],
+    keys: &KeyInterner,
+) -> DfResult<Vec<ArrayRef>> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
     let file_schema = Arc::clone(builder.schema());
-    let present: Vec<usize> = wanted
+    let mut present: Vec<usize> = wanted
         .iter()
-        .filter_map(|(name, _)| file_schema.index_of(name).ok())
+        .filter_map(|(name, _)| file_schema.index_of(source_column(name)).ok())
         .collect();
+    present.sort_unstable();
+    present.dedup();
     let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
     let mask = ProjectionMask::roots(builder.parquet_schema(), present.iter().copied());
     let batches = builder
@@ -337,12 +372,15 @@ fn decode_bytes(bytes: Bytes, wanted: &[(String, DataType)]) -> DfResult<Vec<Arr
         .collect::<Result<Vec<RecordBatch>, _>>()?;
     let mut out = Vec::with_capacity(wanted.len());
     for (name, data_type) in wanted {
+        let source = source_column(name);
         let parts: Vec<&dyn Array> = batches
             .iter()
-            .filter_map(|b| b.column_by_name(name).map(|a| a.as_ref()))
+            .filter_map(|b| b.column_by_name(source).map(|a| a.as_ref()))
             .collect();
         let array = if parts.is_empty() {
             new_null_array(data_type, rows)
+        } else if source != name {
+            keys.intern(&concat(&parts)?)?
         } else {
             let whole = concat(&parts)?;
             if whole.data_type() == data_type {
@@ -356,10 +394,72 @@ fn decode_bytes(bytes: Bytes, wanted: &[(String, DataType)]) -> DfResult<Vec<Arr
     Ok(out)
 }
 
+/// The column a wanted column is read from: a key column's id column, or itself.
+fn source_column(name: &str) -> &str {
+    name.strip_prefix(KEY_PREFIX).unwrap_or(name)
+}
+
+fn mentions_key(e: &Expr) -> bool {
+    e.column_refs()
+        .iter()
+        .any(|c| c.name.starts_with(KEY_PREFIX))
+}
+
+impl HotTable {
+    /// The scan from the table's files, when the cache can't hold it: the Delta scan of the
+    /// columns needed, with key columns interned batch by batch.
+    async fn scan_files(
+        &self,
+        state: &dyn Session,
+        projected: &Schema,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let base = self.delta.schema();
+        let mut under: Vec<usize> = Vec::new();
+        for f in projected.fields() {
+            let i = base.index_of(source_column(f.name()))?;
+            if !under.contains(&i) {
+                under.push(i);
+            }
+        }
+        let filters: Vec<Expr> = filters
+            .iter()
+            .filter(|f| !mentions_key(f))
+            .cloned()
+            .collect();
+        let input = self
+            .delta
+            .scan(state, Some(&under), &filters, limit)
+            .await?;
+        let input_schema = input.schema();
+        let key_of = Arc::new(KeyOf::udf(&self.cache.keys));
+        let config = Arc::new(state.config_options().clone());
+        let mut exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = Vec::new();
+        for f in projected.fields() {
+            let source = source_column(f.name());
+            let at = input_schema.index_of(source)?;
+            let column: Arc<dyn PhysicalExpr> = Arc::new(PhysicalColumn::new(source, at));
+            let expr: Arc<dyn PhysicalExpr> = if source == f.name() {
+                column
+            } else {
+                Arc::new(ScalarFunctionExpr::try_new(
+                    Arc::clone(&key_of),
+                    vec![column],
+                    &input_schema,
+                    Arc::clone(&config),
+                )?)
+            };
+            exprs.push((expr, f.name().clone()));
+        }
+        Ok(Arc::new(ProjectionExec::try_new(exprs, input)?))
+    }
+}
+
 #[async_trait]
 impl TableProvider for HotTable {
     fn schema(&self) -> SchemaRef {
-        self.delta.schema()
+        Arc::clone(&self.schema)
     }
 
     fn table_type(&self) -> TableType {
@@ -371,20 +471,38 @@ impl TableProvider for HotTable {
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         // The cached scan filters nothing itself, so nothing may be Exact: the engine keeps
-        // every filter above the scan, and the Delta scan still prunes with them.
-        Ok(self
-            .delta
-            .supports_filters_pushdown(filters)?
-            .into_iter()
-            .map(|p| match p {
-                TableProviderFilterPushDown::Exact => TableProviderFilterPushDown::Inexact,
-                other => other,
+        // every filter above the scan, and the Delta scan still prunes with them. The Delta
+        // table has no key columns: filters on them stay above the scan.
+        let plain: Vec<&Expr> = filters
+            .iter()
+            .copied()
+            .filter(|f| !mentions_key(f))
+            .collect();
+        let mut delta = self.delta.supports_filters_pushdown(&plain)?.into_iter();
+        Ok(filters
+            .iter()
+            .map(|f| {
+                if mentions_key(f) {
+                    return TableProviderFilterPushDown::Unsupported;
+                }
+                match delta.next() {
+                    Some(TableProviderFilterPushDown::Exact) => {
+                        TableProviderFilterPushDown::Inexact
+                    }
+                    Some(other) => other,
+                    None => TableProviderFilterPushDown::Unsupported,
+                }
             })
             .collect())
     }
 
     fn statistics(&self) -> Option<Statistics> {
-        self.delta.statistics()
+        // The key columns' statistics are unknown; the engine reads one per column.
+        self.delta.statistics().map(|mut s| {
+            s.column_statistics
+                .resize(self.schema.fields().len(), ColumnStatistics::new_unknown());
+            s
+        })
     }
 
     async fn scan(
@@ -400,7 +518,7 @@ impl TableProvider for HotTable {
             None => Arc::clone(&schema),
         };
         let Some(files) = self.columns(&projected).await? else {
-            return self.delta.scan(state, projection, filters, limit).await;
+            return self.scan_files(state, &projected, filters, limit).await;
         };
         // Batches of the session's size, dealt round-robin over its partitions, so the
         // plan above runs on every core whatever the number and size of the files.

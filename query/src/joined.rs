@@ -247,7 +247,7 @@ async fn block_plan(
 ) -> Result<(BlockPlan, Vec<GroupKey>), QueryError> {
     let object = block.object.as_deref().unwrap_or(&spec.object);
     let bp = format!("blocks[{b}].");
-    let mut paths = Paths::new(session.schema(), object, dates.today()).map_err(|e| match e {
+    let mut paths = Paths::new(session, object, dates.today()).map_err(|e| match e {
         QueryError::Spec { message, .. } => QueryError::spec(format!("{bp}object"), message),
         other => other,
     })?;
@@ -287,7 +287,8 @@ async fn block_plan(
             }
             other => other,
         })?;
-        keys.push(group_key(g, on, dates, &format!("groupings[{i}]"))?);
+        // Blocks join on their groups' values as shown: ids, not keys.
+        keys.push(group_key(g, on, dates, &format!("groupings[{i}]"), false)?);
     }
     let count = [Aggregate {
         function: AggregateFn::Count,

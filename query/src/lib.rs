@@ -29,6 +29,7 @@ mod formula;
 mod grouped;
 mod hot;
 mod joined;
+pub mod keys;
 mod levels;
 mod matrix;
 mod path;

@@ -14,6 +14,7 @@ use oneo_catalog::formula::{Formula, FormulaType};
 use oneo_catalog::{FieldDef, FieldType, RollupFunction};
 
 use crate::error::QueryError;
+use crate::keys::key_column;
 use crate::workspace::{ObjectDef, WorkspaceSchema, WorkspaceSession, system_field};
 
 /// The primary object's alias in every plan.
@@ -30,6 +31,9 @@ pub struct Resolved {
     pub path: String,
     pub expr: Expr,
     pub field: FieldDef,
+    /// An id or lookup column's key column (see [`crate::keys`]), where the session's tables
+    /// have them: what joins, groupings and distinct counts on it should use.
+    pub key: Option<Expr>,
 }
 
 #[derive(Clone)]
@@ -40,8 +44,9 @@ struct Join {
     alias: String,
     object: String,
     /// The column it joins on, in the plan so far: a lookup's value, or for a rollup the id
-    /// of the record that owns it.
+    /// of the record that owns it; and that column's key column.
     on: Expr,
+    on_key: Expr,
     /// A rollup: the child records aggregated per parent, one row each, joined by `via`.
     rollup: Option<RollupJoin>,
 }
@@ -61,6 +66,8 @@ pub struct Paths<'a> {
     joins: Vec<Join>,
     /// What a formula's `TODAY()` means: the workspace's date.
     today: NaiveDate,
+    /// Whether the tables have key columns to join on.
+    keyed: bool,
 }
 
 fn column(alias: &str, name: &str) -> Expr {
@@ -69,10 +76,11 @@ fn column(alias: &str, name: &str) -> Expr {
 
 impl<'a> Paths<'a> {
     pub fn new(
-        schema: &'a WorkspaceSchema,
+        session: &'a WorkspaceSession,
         object: &str,
         today: NaiveDate,
     ) -> Result<Self, QueryError> {
+        let schema: &'a WorkspaceSchema = session.schema();
         let root = schema.object(object).ok_or_else(|| {
             QueryError::spec(
                 "object",
@@ -87,6 +95,7 @@ impl<'a> Paths<'a> {
             root,
             joins: Vec::new(),
             today,
+            keyed: session.keys().is_some(),
         })
     }
 
@@ -158,13 +167,15 @@ impl<'a> Paths<'a> {
             return self.formula(path, part, &prefix, through, field, depth);
         }
         if field.field_type == FieldType::Rollup {
-            let owner = column(&alias, "id");
-            return self.rollup(path, part, owner, field);
+            return self.rollup(path, part, &alias, field);
         }
+        let key = (self.keyed && field.field_type == FieldType::Lookup)
+            .then(|| column(&alias, &key_column(last)));
         Ok(Resolved {
             path: path.to_string(),
             expr: column(&alias, last),
             field,
+            key,
         })
     }
 
@@ -226,6 +237,7 @@ impl<'a> Paths<'a> {
             path: path.to_string(),
             expr,
             field: typed,
+            key: None,
         })
     }
 
@@ -236,7 +248,7 @@ impl<'a> Paths<'a> {
         &mut self,
         path: &str,
         part: &str,
-        owner: Expr,
+        owner_alias: &str,
         field: FieldDef,
     ) -> Result<Resolved, QueryError> {
         let bad = |m: String| QueryError::spec(part, format!("`{path}`: {m}"));
@@ -300,7 +312,8 @@ impl<'a> Paths<'a> {
                     prefix: path.to_string(),
                     alias: alias.clone(),
                     object: spec.object.clone(),
-                    on: owner,
+                    on: column(owner_alias, "id"),
+                    on_key: column(owner_alias, &key_column("id")),
                     rollup: Some(RollupJoin {
                         via: spec.via.clone(),
                         function: spec.function,
@@ -319,6 +332,7 @@ impl<'a> Paths<'a> {
             path: path.to_string(),
             expr,
             field: typed,
+            key: None,
         })
     }
 
@@ -336,6 +350,7 @@ impl<'a> Paths<'a> {
             alias: alias.clone(),
             object: to.api_name.clone(),
             on: column(from_alias, lookup),
+            on_key: column(from_alias, &key_column(lookup)),
             rollup: None,
         });
         alias
@@ -345,10 +360,17 @@ impl<'a> Paths<'a> {
     pub async fn plan(&self, session: &WorkspaceSession) -> Result<DataFrame, QueryError> {
         let ctx = session.context();
         let mut df = ctx.table(self.root.api_name.as_str()).await?.alias(ROOT)?;
+        // Keyed tables join on integer keys: the same matches as on the id texts, found
+        // without hashing and comparing 36-character strings.
+        let id = if self.keyed {
+            key_column("id")
+        } else {
+            "id".into()
+        };
         for j in &self.joins {
             let table = ctx.table(j.object.as_str()).await?;
             let (right, key) = match &j.rollup {
-                None => (table, "id"),
+                None => (table, id.as_str()),
                 Some(r) => {
                     let input = |n: &Option<String>| {
                         Expr::Column(Column::from_name(n.clone().unwrap_or_default()))
@@ -359,7 +381,12 @@ impl<'a> Paths<'a> {
                         RollupFunction::Min => min(input(&r.field)),
                         RollupFunction::Max => max(input(&r.field)),
                     };
-                    let via = Expr::Column(Column::from_name(&r.via));
+                    let via = if self.keyed {
+                        key_column(&r.via)
+                    } else {
+                        r.via.clone()
+                    };
+                    let via = Expr::Column(Column::from_name(via));
                     let per_parent = table
                         .filter(via.clone().is_not_null())?
                         .aggregate(vec![via.alias("__parent")], vec![agg.alias("__value")])?;
@@ -367,10 +394,11 @@ impl<'a> Paths<'a> {
                 }
             };
             let right = right.alias(&j.alias)?;
+            let on = if self.keyed { &j.on_key } else { &j.on };
             df = df.join_on(
                 right,
                 JoinType::Left,
-                [j.on.clone().eq(column(&j.alias, key))],
+                [on.clone().eq(column(&j.alias, key))],
             )?;
         }
         Ok(df)

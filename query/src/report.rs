@@ -90,7 +90,7 @@ async fn primary<'s>(
             "only a joined report has blocks",
         ));
     }
-    let mut paths = Paths::new(session.schema(), &spec.object, dates.today())?;
+    let mut paths = Paths::new(session, &spec.object, dates.today())?;
     let filter = conditions(
         session,
         &mut paths,
@@ -139,7 +139,8 @@ pub(crate) async fn conditions(
     for (i, r) in c.related.iter().enumerate() {
         let id = paths.resolve("id", "related")?;
         let part = format!("{}related[{i}]", c.part);
-        let cond = related_filter(session, object, r, id.expr, dates, &part).await?;
+        let id = id.key.unwrap_or(id.expr);
+        let cond = related_filter(session, object, r, id, dates, &part).await?;
         filter = Some(match filter {
             Some(f) => f.and(cond),
             None => cond,
@@ -158,7 +159,7 @@ async fn related_filter(
     dates: &DateContext,
     part: &str,
 ) -> Result<Expr, QueryError> {
-    let mut paths = Paths::new(session.schema(), &r.object, dates.today())
+    let mut paths = Paths::new(session, &r.object, dates.today())
         .map_err(|e| QueryError::spec(format!("{part}.object"), e.to_string()))?;
     let via = paths.resolve(&r.via, &format!("{part}.via"))?;
     if via.field.field_type != FieldType::Lookup || via.field.target.as_deref() != Some(object) {
@@ -177,13 +178,15 @@ async fn related_filter(
         predicates.push(predicate(f, &on, dates, &fpart)?);
     }
     // NOT IN over a null would keep nothing: only related records that point somewhere.
-    predicates.push(via.expr.clone().is_not_null());
+    // On keys where the tables have them (the session decides for both sides alike).
+    let via_value = via.key.clone().unwrap_or(via.expr.clone());
+    predicates.push(via_value.clone().is_not_null());
     let mut df = paths.plan(session).await?;
     if let Some(p) = combine(predicates, None)? {
         df = df.filter(p)?;
     }
     let sub = df
-        .select(vec![via.expr.alias("__via")])?
+        .select(vec![via_value.alias("__via")])?
         // Unique per related filter in the plan (a dot would read as a schema).
         .alias(&format!("__{}", part.replace(['.', '[', ']'], "_")))?
         .into_unoptimized_plan();

@@ -29,6 +29,7 @@ use uuid::Uuid;
 
 use crate::error::QueryError;
 use crate::hot::{ColumnCache, HotTable};
+use crate::keys::{KeyInterner, KeyOf, key_column};
 
 /// The catalog and schema every workspace's tables live in: `oneo.crm.<object>`.
 pub const CATALOG: &str = "oneo";
@@ -49,6 +50,18 @@ pub struct ObjectDef {
 impl ObjectDef {
     pub fn field(&self, api_name: &str) -> Option<&FieldDef> {
         self.fields.iter().find(|f| f.api_name == api_name)
+    }
+
+    /// The columns holding ids: `id` and each lookup field.
+    pub fn key_columns(&self) -> Vec<&str> {
+        let mut out = vec!["id"];
+        out.extend(
+            self.fields
+                .iter()
+                .filter(|f| f.field_type == FieldType::Lookup)
+                .map(|f| f.api_name.as_str()),
+        );
+        out
     }
 
     /// The table's columns: the system columns, then every stored field in order.
@@ -208,21 +221,34 @@ impl WorkspaceSession {
         schema: WorkspaceSchema,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<Self, QueryError> {
-        Self::build(cfg, schema, as_of, true)
+        Self::build(cfg, schema, as_of, true, true)
+    }
+
+    /// A session for SQL written by users (`/v1/sql`): the tables show exactly the catalog's
+    /// columns, without the key columns reports join on.
+    pub fn for_sql(
+        cfg: &QueryConfig,
+        schema: WorkspaceSchema,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Self, QueryError> {
+        Self::build(cfg, schema, as_of, true, false)
     }
 
     /// A session whose scans decode strings and binaries into the classic Arrow types
     /// (`Utf8`, `Binary`) rather than view types: for results shipped to clients as they are
     /// (Flight SQL), where a later cast would copy every string once more.
     pub fn for_clients(cfg: &QueryConfig, schema: WorkspaceSchema) -> Result<Self, QueryError> {
-        Self::build(cfg, schema, None, false)
+        Self::build(cfg, schema, None, false, false)
     }
 
+    /// `keyed`: each table also shows a key column (`__key_<name>`, see [`crate::keys`]) for
+    /// its id and each lookup, where the server has a column cache to keep them in.
     fn build(
         cfg: &QueryConfig,
         schema: WorkspaceSchema,
         as_of: Option<DateTime<Utc>>,
         view_types: bool,
+        keyed: bool,
     ) -> Result<Self, QueryError> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(cfg.memory_limit_bytes, 1.0)
@@ -255,6 +281,11 @@ impl WorkspaceSession {
             as_of,
             cache: Arc::clone(&cfg.tables),
             columns: cfg.columns.clone(),
+            keys: cfg
+                .columns
+                .as_ref()
+                .filter(|_| keyed)
+                .map(|c| Arc::clone(c.keys())),
             opened: Mutex::default(),
         });
         let catalog = MemoryCatalogProvider::new();
@@ -315,6 +346,11 @@ impl WorkspaceSession {
         self.timeout
     }
 
+    /// The interner behind the tables' key columns, when they have them.
+    pub fn keys(&self) -> Option<&Arc<KeyInterner>> {
+        self.tables.keys.as_ref()
+    }
+
     /// The lowest commit LSN applied to the tables this session has read: every answer it
     /// gave reflects at least the changes up to there. `None` before any table is read, or
     /// when a table read has no ingested change yet.
@@ -339,6 +375,8 @@ struct LakeSchema {
     as_of: Option<DateTime<Utc>>,
     cache: Arc<TableCache>,
     columns: Option<Arc<ColumnCache>>,
+    /// Set when the tables show key columns.
+    keys: Option<Arc<KeyInterner>>,
     /// Tables opened so far and the LSN ingest had applied to each.
     opened: Mutex<HashMap<String, Option<u64>>>,
 }
@@ -351,6 +389,8 @@ impl LakeSchema {
             .join(&path)
             .map_err(|e| QueryError::Lake(DeltaTableError::InvalidTableLocation(e.to_string())))?;
         let wanted = object.lake_schema();
+        let key_columns = object.key_columns();
+        let keys = self.keys.as_ref().map(|k| (key_columns.as_slice(), k));
         let found = match self.as_of {
             None => self.cache.latest(url).await?,
             Some(_) => match open_existing(url, self.as_of).await? {
@@ -364,7 +404,13 @@ impl LakeSchema {
         let Some((table, applied)) = found else {
             // No change reached the lake yet: an empty table of the right shape.
             self.record(object, None);
-            return Ok(Arc::new(MemTable::try_new(wanted, vec![vec![]])?));
+            let empty = Arc::new(MemTable::try_new(Arc::clone(&wanted), vec![vec![]])?);
+            return Ok(Arc::new(catalog_view(
+                &object.api_name,
+                empty,
+                &wanted,
+                keys,
+            )?));
         };
         self.record(object, applied);
         let mut provider: Arc<dyn TableProvider> = table
@@ -372,9 +418,14 @@ impl LakeSchema {
             .with_session(Arc::clone(&self.scan))
             .await?;
         if let Some(columns) = &self.columns {
-            provider = HotTable::wrap(provider, &table, columns);
+            provider = HotTable::wrap(provider, &table, columns, &key_columns);
         }
-        Ok(Arc::new(catalog_view(&object.api_name, provider, &wanted)?))
+        Ok(Arc::new(catalog_view(
+            &object.api_name,
+            provider,
+            &wanted,
+            keys,
+        )?))
     }
 
     fn record(&self, object: &ObjectDef, lsn: Option<u64>) {
@@ -412,14 +463,17 @@ async fn open_existing(
 
 /// The lake table seen through the catalog: exactly the catalog's columns in its order (a
 /// field added since the last change reads as null; a deleted field's column and ingest's
-/// bookkeeping columns are hidden).
+/// bookkeeping columns are hidden); with `keys`, then the key column of each id and lookup
+/// column named, from the column cache where the provider has it, interned per batch where it
+/// doesn't.
 fn catalog_view(
     name: &str,
     provider: Arc<dyn TableProvider>,
     wanted: &Schema,
+    keys: Option<(&[&str], &Arc<KeyInterner>)>,
 ) -> DfResult<ViewTable> {
     let have = provider.schema();
-    let exprs = wanted
+    let mut exprs = wanted
         .fields()
         .iter()
         .map(|f| {
@@ -431,6 +485,19 @@ fn catalog_view(
             }
         })
         .collect::<Vec<_>>();
+    if let Some((columns, interner)) = keys {
+        for c in columns {
+            let key = key_column(c);
+            let expr = if have.field_with_name(&key).is_ok() {
+                col(key.as_str())
+            } else if have.field_with_name(c).is_ok() {
+                KeyOf::udf(interner).call(vec![col(*c)]).alias(&key)
+            } else {
+                lit(ScalarValue::Int64(None)).alias(&key)
+            };
+            exprs.push(expr);
+        }
+    }
     let plan = LogicalPlanBuilder::scan(name, provider_as_source(provider), None)?
         .project(exprs)?
         .build()?;

@@ -115,7 +115,13 @@ pub async fn sql(
         wait_ms: body.wait_ms,
         as_of: body.as_of,
     };
-    let session = session(&state, &caller, &consistency).await?;
+    if let Some(lsn) = &consistency.min_lsn {
+        wait_for(&state, lsn, consistency.wait_ms).await?;
+    }
+    let (cfg, workspace) = workspace_schema(&state, caller.workspace_id).await?;
+    let session =
+        WorkspaceSession::for_sql(&cfg, workspace, consistency.as_of).map_err(query_error)?;
+    crate::system::add_system_tables(&state, &session, caller.workspace_id).map_err(query_error)?;
     let mut result = oneo_query::run_sql(&session, &body.sql)
         .await
         .map_err(query_error)?;
