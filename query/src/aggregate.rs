@@ -19,8 +19,8 @@ pub(crate) struct AggregateCol {
     pub name: String,
     pub input: Option<Expr>,
     /// Only rows meeting this count towards it.
-    condition: Option<Expr>,
-    function: AggregateFn,
+    pub condition: Option<Expr>,
+    pub function: AggregateFn,
     pub kind: String,
 }
 
@@ -162,4 +162,36 @@ pub(crate) fn aggregate_exprs(
         out.push(e.alias(name(j)));
     }
     Ok(out)
+}
+
+/// How an aggregate's values over disjoint groups combine into its value over their union.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Combine {
+    Sum,
+    Min,
+    Max,
+}
+
+impl Combine {
+    pub fn over(self, partial: Expr) -> Expr {
+        match self {
+            Self::Sum => sum(partial),
+            Self::Min => min(partial),
+            Self::Max => max(partial),
+        }
+    }
+}
+
+/// How each of `aggs` combines, when every one does exactly: counts and sums add up, minima
+/// and maxima are taken again. A distinct count, an average or a median does not (the same
+/// value may sit in two groups; a mean of means is not the mean).
+pub(crate) fn combinations(aggs: &[AggregateCol]) -> Option<Vec<Combine>> {
+    aggs.iter()
+        .map(|a| match a.function {
+            AggregateFn::Count | AggregateFn::Sum => Some(Combine::Sum),
+            AggregateFn::Min => Some(Combine::Min),
+            AggregateFn::Max => Some(Combine::Max),
+            AggregateFn::CountDistinct | AggregateFn::Avg | AggregateFn::Median => None,
+        })
+        .collect()
 }

@@ -11,7 +11,7 @@ use datafusion::logical_expr::{Expr, GroupingSet, SortExpr, cast, ident, lit};
 use datafusion::prelude::DataFrame;
 use oneo_catalog::FieldType;
 
-use crate::aggregate::{aggregate_col, aggregate_exprs, inputs};
+use crate::aggregate::{aggregate_col, aggregate_exprs, combinations, inputs};
 use crate::bucket::bucket_expr;
 use crate::compare::{comparisons, with_comparisons};
 use crate::dates::DateContext;
@@ -23,7 +23,9 @@ use crate::matrix::shape_matrix;
 use crate::path::{Paths, Resolved};
 use crate::report::{ReportResult, Subtotal, collect};
 use crate::result::{ColumnInfo, Freshness};
-use crate::spec::{Aggregate, AggregateFn, Comparison, Grouping, ReportKind, ReportSpec};
+use crate::spec::{
+    Aggregate, AggregateFn, Comparison, DatePeriod, Grouping, ReportKind, ReportSpec,
+};
 use crate::workspace::WorkspaceSession;
 
 /// A grouping resolved: its output name, key expression and the type of its values.
@@ -33,6 +35,32 @@ pub(crate) struct GroupKey {
     pub kind: String,
     /// `expr` is an id's key: the grouped answer turns it back into the id.
     pub interned: bool,
+    /// A date period over a date (or a UTC datetime): the day, which a first aggregate can
+    /// group by cheaply, and the period it falls in, made from that day afterwards. Cutting
+    /// each record's date to its month is the dear part of a monthly grouping; cutting a
+    /// few hundred distinct days is not.
+    pub by_day: Option<(Expr, DayToPeriod)>,
+}
+
+/// Turns a day (`Date32`) into the start of its period, typed as the grouping shows it.
+#[derive(Clone, Copy)]
+pub(crate) struct DayToPeriod {
+    period: DatePeriod,
+    datetime: bool,
+}
+
+impl DayToPeriod {
+    pub fn apply(self, day: Expr) -> Expr {
+        let p = lit(self.period.as_str());
+        if self.datetime {
+            date_trunc(
+                p,
+                cast(day, DataType::Timestamp(TimeUnit::Microsecond, None)),
+            )
+        } else {
+            cast(date_trunc(p, day), DataType::Date32)
+        }
+    }
 }
 
 /// A grouping's key; a datetime's period starts at midnight in the workspace's time zone
@@ -58,6 +86,7 @@ pub(crate) fn group_key(
             expr: bucket_expr(buckets, g.other.as_deref(), &on, &format!("{part}.buckets"))?,
             kind: "text".into(),
             interned: false,
+            by_day: None,
         });
     }
     if ty == FieldType::Multiselect {
@@ -75,20 +104,37 @@ pub(crate) fn group_key(
             expr: k.clone(),
             kind: ty.as_str().to_string(),
             interned: true,
+            by_day: None,
         });
     }
+    let utc = dates.time_zone == chrono_tz::Tz::UTC;
+    let by_day = match (g.date, ty) {
+        (Some(period), FieldType::Date) => Some((
+            on.expr.clone(),
+            DayToPeriod {
+                period,
+                datetime: false,
+            },
+        )),
+        // In UTC a datetime's day is its microseconds floored to whole days (the casts
+        // relabel them as a zone-less timestamp, then cut).
+        (Some(period), FieldType::Datetime) if utc => Some((
+            cast(bare_utc(on.expr.clone()), DataType::Date32),
+            DayToPeriod {
+                period,
+                datetime: true,
+            },
+        )),
+        _ => None,
+    };
     let expr = match (g.date, ty) {
         (None, _) => on.expr,
         (Some(p), FieldType::Date) => cast(date_trunc(lit(p.as_str()), on.expr), DataType::Date32),
-        (Some(p), FieldType::Datetime) if dates.time_zone == chrono_tz::Tz::UTC => {
+        (Some(p), FieldType::Datetime) if utc => {
             // In UTC the wall clock is the instant: truncating the bare microseconds (the
             // casts only relabel them) skips a zone lookup per row, which was nearly half
             // of a monthly cohort over 5M activities.
-            let bare = cast(
-                cast(on.expr, DataType::Int64),
-                DataType::Timestamp(TimeUnit::Microsecond, None),
-            );
-            date_trunc(lit(p.as_str()), bare)
+            date_trunc(lit(p.as_str()), bare_utc(on.expr))
         }
         (Some(p), FieldType::Datetime) => {
             let zone =
@@ -111,7 +157,41 @@ pub(crate) fn group_key(
         expr,
         kind: ty.as_str().to_string(),
         interned: false,
+        by_day,
     })
+}
+
+/// A UTC datetime's microseconds as a zone-less timestamp: the same wall clock.
+fn bare_utc(instant: Expr) -> Expr {
+    cast(
+        cast(instant, DataType::Int64),
+        DataType::Timestamp(TimeUnit::Microsecond, None),
+    )
+}
+
+/// `df` (the first aggregate's groups) with each grouping of a date period grouped by day
+/// turned into its period.
+fn periods_from_days(df: DataFrame, keys: &[GroupKey]) -> Result<DataFrame, QueryError> {
+    if keys.iter().all(|k| k.by_day.is_none()) {
+        return Ok(df);
+    }
+    let out: Vec<Expr> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            let name = f.name();
+            let by_day = keys
+                .iter()
+                .enumerate()
+                .find_map(|(i, k)| k.by_day.as_ref().filter(|_| key(i) == *name));
+            match by_day {
+                Some((_, to_period)) => to_period.apply(ident(name)).alias(name),
+                None => ident(name),
+            }
+        })
+        .collect();
+    Ok(df.select(out)?)
 }
 
 /// `df` with each grouping by key (`keys[i].interned`) shown as its id again: done on the
@@ -231,21 +311,53 @@ pub(crate) async fn grouped(
     check_unique_names(&keys, &values)?;
     let order = sort_keys(spec, &keys, &values)?;
 
-    let mut df = paths.plan(session).await?;
-    if let Some(f) = filter {
-        df = df.filter(f)?;
-    }
-    // Project keys and inputs to plain columns first, so grouping sets group plain columns.
-    let mut projection: Vec<Expr> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| k.expr.clone().alias(key(i)))
-        .collect();
-    projection.extend(inputs(&aggs));
-    let df = df.select(projection)?;
+    // `by_day`: the input groups date periods by day (the eager input has its periods).
+    let (df, first, combine, by_day) =
+        match crate::eager::plan(session, &paths, filter.as_ref(), &keys, &aggs).await? {
+            Some(eager) => (eager.input, eager.aggregates, Some(eager.combine), false),
+            None => {
+                let mut df = paths.plan(session).await?;
+                if let Some(f) = filter {
+                    df = df.filter(f)?;
+                }
+                let combine = combinations(&aggs);
+                // Project keys and inputs to plain columns first, so grouping sets group
+                // plain columns; a first aggregate groups date periods by day.
+                let mut projection: Vec<Expr> = keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| match (&k.by_day, &combine) {
+                        (Some((day, _)), Some(_)) => day.clone().alias(key(i)),
+                        _ => k.expr.clone().alias(key(i)),
+                    })
+                    .collect();
+                projection.extend(inputs(&aggs));
+                let first = aggregate_exprs(&aggs, value)?;
+                let by_day = combine.is_some();
+                (df.select(projection)?, first, combine, by_day)
+            }
+        };
+    let (df, mut agg_exprs) = match combine {
+        // The finest groups first, in one pass over the records; the grouping sets then roll
+        // up those few groups, instead of hashing every record once per set.
+        Some(combine) => {
+            let finest = df.aggregate((0..keys.len()).map(|i| ident(key(i))).collect(), first)?;
+            let finest = if by_day {
+                periods_from_days(finest, &keys)?
+            } else {
+                finest
+            };
+            let rolled = combine
+                .iter()
+                .enumerate()
+                .map(|(j, c)| c.over(ident(value(j))).alias(value(j)))
+                .collect();
+            (finest, rolled)
+        }
+        None => (df, first),
+    };
     let n_rows = spec.groupings.len();
     let group = grouping_sets_expr(n_rows, keys.len() - n_rows);
-    let mut agg_exprs = aggregate_exprs(&aggs, value)?;
     for i in 0..keys.len() {
         agg_exprs.push(grouping(ident(key(i))).alias(level(i)));
     }

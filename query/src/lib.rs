@@ -23,6 +23,7 @@ mod aggregate;
 mod bucket;
 mod compare;
 mod dates;
+mod eager;
 mod error;
 mod filter;
 mod formula;

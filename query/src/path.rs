@@ -18,7 +18,7 @@ use crate::keys::key_column;
 use crate::workspace::{ObjectDef, WorkspaceSchema, WorkspaceSession, system_field};
 
 /// The primary object's alias in every plan.
-const ROOT: &str = "t0";
+pub(crate) const ROOT: &str = "t0";
 /// Longest path: a lookup chain longer than this is almost certainly a mistake.
 const MAX_HOPS: usize = 5;
 /// Formula fields reading formula fields: deeper than this is refused (the catalog refuses
@@ -358,8 +358,63 @@ impl<'a> Paths<'a> {
 
     /// The primary table with every join the resolved paths need.
     pub async fn plan(&self, session: &WorkspaceSession) -> Result<DataFrame, QueryError> {
+        let root = self.root_table(session).await?;
+        self.plan_on(session, root).await
+    }
+
+    /// The primary table alone, under the alias every resolved path uses.
+    pub async fn root_table(&self, session: &WorkspaceSession) -> Result<DataFrame, QueryError> {
         let ctx = session.context();
-        let mut df = ctx.table(self.root.api_name.as_str()).await?.alias(ROOT)?;
+        Ok(ctx.table(self.root.api_name.as_str()).await?.alias(ROOT)?)
+    }
+
+    /// Whether `expr` reads only the primary record's own columns (no joined ones). A
+    /// related filter's subquery counts as the primary's: it is correlated only to its id.
+    pub fn reads_only_root(expr: &Expr) -> bool {
+        expr.column_refs()
+            .iter()
+            .all(|c| c.relation.as_ref().is_some_and(|r| r.table() == ROOT))
+    }
+
+    /// Every join's first hop follows the same lookup of the primary, and none is a
+    /// rollup: that lookup's name, the one key all the joined columns depend on.
+    pub fn single_lookup(&self) -> Option<&str> {
+        let mut first = None;
+        for j in &self.joins {
+            if j.rollup.is_some() {
+                return None;
+            }
+            let hop = j.prefix.split('.').next()?;
+            match first {
+                None => first = Some(hop),
+                Some(f) if f == hop => {}
+                Some(_) => return None,
+            }
+        }
+        first
+    }
+
+    /// Whether the tables have key columns (see [`crate::keys`]).
+    pub fn is_keyed(&self) -> bool {
+        self.keyed
+    }
+
+    /// Whether the resolved paths need any join.
+    pub fn has_joins(&self) -> bool {
+        !self.joins.is_empty()
+    }
+
+    /// `root` (the primary's rows under its alias, filtered, cut or aggregated beforehand)
+    /// with every join the resolved paths need. Each join adds at most one row per row of
+    /// `root` (ids are unique; a rollup is one row per parent), so whatever was cut before
+    /// stays cut.
+    pub async fn plan_on(
+        &self,
+        session: &WorkspaceSession,
+        root: DataFrame,
+    ) -> Result<DataFrame, QueryError> {
+        let ctx = session.context();
+        let mut df = root;
         // Keyed tables join on integer keys: the same matches as on the id texts, found
         // without hashing and comparing 36-character strings.
         let id = if self.keyed {

@@ -1,9 +1,14 @@
 //! Report specs compiled to DataFusion plans and run: tabular, summary (ROLLUP subtotals)
 //! and matrix (GROUPING SETS subtotals and totals), all computed in the engine.
 
+use std::sync::Arc;
+
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::Column;
+use datafusion::error::DataFusionError;
 use datafusion::logical_expr::Expr;
-use datafusion::prelude::{DataFrame, in_subquery, not_in_subquery};
+use datafusion::logical_expr::expr_fn::out_ref_col;
+use datafusion::prelude::{DataFrame, in_subquery, not_exists};
 use oneo_catalog::FieldType;
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -149,8 +154,10 @@ pub(crate) async fn conditions(
     Ok(filter)
 }
 
-/// `id IN (SELECT via FROM related WHERE …)`, or `NOT IN` for `without`; DataFusion turns
-/// it into a semi (anti) join.
+/// `id IN (SELECT via FROM related WHERE …)`, or for `without`
+/// `NOT EXISTS (SELECT … FROM related WHERE via = id AND …)`; DataFusion turns them into a
+/// semi and an anti join. Not `NOT IN`: an id is never null, so the two mean the same, but
+/// `NOT IN` plans a null-aware anti join, which runs on one core.
 async fn related_filter(
     session: &WorkspaceSession,
     object: &str,
@@ -177,7 +184,6 @@ async fn related_filter(
         let on = paths.resolve(&f.field, &format!("{fpart}.field"))?;
         predicates.push(predicate(f, &on, dates, &fpart)?);
     }
-    // NOT IN over a null would keep nothing: only related records that point somewhere.
     // On keys where the tables have them (the session decides for both sides alike).
     let via_value = via.key.clone().unwrap_or(via.expr.clone());
     predicates.push(via_value.clone().is_not_null());
@@ -185,16 +191,30 @@ async fn related_filter(
     if let Some(p) = combine(predicates, None)? {
         df = df.filter(p)?;
     }
-    let sub = df
-        .select(vec![via_value.alias("__via")])?
-        // Unique per related filter in the plan (a dot would read as a schema).
-        .alias(&format!("__{}", part.replace(['.', '[', ']'], "_")))?
-        .into_unoptimized_plan();
-    Ok(if r.without {
-        not_in_subquery(id, std::sync::Arc::new(sub))
-    } else {
-        in_subquery(id, std::sync::Arc::new(sub))
-    })
+    // Unique per related filter in the plan (a dot would read as a schema).
+    let alias = format!("__{}", part.replace(['.', '[', ']'], "_"));
+    let sub = df.select(vec![via_value.alias("__via")])?.alias(&alias)?;
+    if !r.without {
+        return Ok(in_subquery(id, Arc::new(sub.into_unoptimized_plan())));
+    }
+    let Expr::Column(outer) = &id else {
+        return Err(
+            DataFusionError::Internal(format!("{part}: the record id is not a column")).into(),
+        );
+    };
+    let ty = session
+        .context()
+        .table(object)
+        .await?
+        .schema()
+        .field_with_unqualified_name(&outer.name)?
+        .data_type()
+        .clone();
+    // The correlation sits above the alias, so it names the subquery's own column and
+    // never the related object's `t0` (the outer plan's primary is `t0` too).
+    let inner = Expr::Column(Column::new(Some(alias.as_str()), "__via"));
+    let sub = sub.filter(inner.eq(out_ref_col(ty, outer.clone())))?;
+    Ok(not_exists(Arc::new(sub.into_unoptimized_plan())))
 }
 
 async fn tabular(
@@ -211,7 +231,7 @@ async fn tabular(
     if let Some(f) = &filter {
         counted = counted.filter(f.clone())?;
     }
-    let (df, columns) = tabular_plan(session, spec, paths, filter).await?;
+    let (df, columns) = tabular_plan(session, spec, paths, filter, Some(limit + 1)).await?;
     let (out, truncated, total) = limited(session, df, counted, limit).await?;
     Ok(ReportResult {
         kind: ReportKind::Tabular,
@@ -248,19 +268,17 @@ pub async fn stream_tabular(
         ));
     }
     let (paths, filter) = primary(session, spec, dates).await?;
-    let (mut df, columns) = tabular_plan(session, spec, paths, filter).await?;
-    if let Some(n) = spec.limit {
-        df = df.limit(0, Some(n))?;
-    }
+    let (df, columns) = tabular_plan(session, spec, paths, filter, spec.limit).await?;
     Ok((columns, crate::sql::execute_stream(session, df).await?))
 }
 
-/// A tabular report's plan: its filters, order and columns.
+/// A tabular report's plan: its filters, order and columns, and at most `cut` rows.
 async fn tabular_plan(
     session: &WorkspaceSession,
     spec: &ReportSpec,
     mut paths: Paths<'_>,
     filter: Option<Expr>,
+    cut: Option<usize>,
 ) -> Result<(DataFrame, Vec<ColumnInfo>), QueryError> {
     if spec.columns.is_empty() {
         return Err(QueryError::spec(
@@ -291,13 +309,41 @@ async fn tabular_plan(
         let on = paths.resolve(&s.by, &format!("sort[{i}].by"))?;
         order.push(on.expr.sort(!s.desc, s.desc));
     }
-    let mut df = paths.plan(session).await?;
-    if let Some(f) = filter {
-        df = df.filter(f)?;
-    }
-    if !order.is_empty() {
-        df = df.sort(order)?;
-    }
+    let root_only = filter.as_ref().is_none_or(Paths::reads_only_root)
+        && order.iter().all(|o| Paths::reads_only_root(&o.expr));
+    let df = match cut {
+        // Cut first, join after: a lookup's columns are then fetched for the rows shown,
+        // not for every record that passed the filter (a join keeps the rows it is given,
+        // not their order, so they are sorted again).
+        Some(n) if root_only && paths.has_joins() => {
+            let mut root = paths.root_table(session).await?;
+            if let Some(f) = filter {
+                root = root.filter(f)?;
+            }
+            if !order.is_empty() {
+                root = root.sort(order.clone())?;
+            }
+            let df = paths.plan_on(session, root.limit(0, Some(n))?).await?;
+            if order.is_empty() {
+                df
+            } else {
+                df.sort(order)?
+            }
+        }
+        _ => {
+            let mut df = paths.plan(session).await?;
+            if let Some(f) = filter {
+                df = df.filter(f)?;
+            }
+            if !order.is_empty() {
+                df = df.sort(order)?;
+            }
+            match cut {
+                Some(n) => df.limit(0, Some(n))?,
+                None => df,
+            }
+        }
+    };
     let df = df.select(
         columns
             .iter()

@@ -51,6 +51,47 @@ pub fn cases() -> Vec<Case> {
 
 fn more_cases() -> Vec<Case> {
     vec![
+        // Groupings that all hang off one lookup: planned as an aggregate per deal first
+        // (eager aggregation), so each aggregate here must combine exactly.
+        Case {
+            name: "activities per deal's company industry: counts, distinct deals, min, max, conditional count",
+            spec: json!({"type": "summary", "object": "activity", "groupings": [{"field": "deal.company.industry"}],
+                         "filters": [{"field": "type", "op": "not_equals", "value": "note"}],
+                         "aggregates": [{"fn": "count"}, {"fn": "count_distinct", "field": "deal", "as": "deals"},
+                                        {"fn": "min", "field": "occurred_at", "as": "first"},
+                                        {"fn": "max", "field": "duration_minutes", "as": "longest"},
+                                        {"fn": "sum", "field": "duration_minutes", "as": "minutes"},
+                                        {"fn": "count", "as": "calls", "where": [{"field": "type", "op": "equals", "value": "call"}]}]}),
+            sql: "SELECT c.industry AS \"deal.company.industry\", count(*) AS count, count(DISTINCT a.deal_id) AS deals,
+                         min(a.occurred_at) AS first, max(a.duration_minutes) AS longest,
+                         sum(a.duration_minutes) AS minutes, count(*) FILTER (WHERE a.type = 'call') AS calls
+                    FROM rel.activity a LEFT JOIN rel.deal d ON d.id = a.deal_id
+                    LEFT JOIN rel.company c ON c.id = d.company_id
+                   WHERE a.type <> 'note' GROUP BY c.industry",
+        },
+        Case {
+            name: "companies by open pipeline: a lookup and its name, sorted",
+            spec: json!({"type": "summary", "object": "deal", "groupings": [{"field": "company"}, {"field": "company.name"}],
+                         "filters": [{"field": "stage", "op": "in", "value": ["prospecting", "proposal"]}],
+                         "aggregates": [{"fn": "sum", "field": "amount", "as": "pipeline"}, {"fn": "count"}],
+                         "sort": [{"by": "pipeline", "desc": true}]}),
+            sql: "SELECT c.id::text AS company, c.name AS \"company.name\", sum(d.amount) AS pipeline, count(*) AS count
+                    FROM rel.deal d LEFT JOIN rel.company c ON c.id = d.company_id
+                   WHERE d.stage IN ('prospecting', 'proposal')
+                   GROUP BY c.id, c.name",
+        },
+        Case {
+            name: "tabular: open deals without meetings, with their company and contact, sorted",
+            spec: json!({"type": "tabular", "object": "deal", "columns": ["name", "amount", "company.name", "contact.email"],
+                         "filters": [{"field": "stage", "op": "in", "value": ["prospecting", "negotiation"]}],
+                         "related": [{"object": "activity", "via": "deal", "without": true,
+                                      "filters": [{"field": "type", "op": "equals", "value": "meeting"}]}],
+                         "sort": [{"by": "amount", "desc": true}, {"by": "name"}]}),
+            sql: "SELECT d.name, d.amount, c.name AS \"company.name\", p.email AS \"contact.email\"
+                    FROM rel.deal d LEFT JOIN rel.company c ON c.id = d.company_id LEFT JOIN rel.contact p ON p.id = d.contact_id
+                   WHERE d.stage IN ('prospecting', 'negotiation')
+                     AND NOT EXISTS (SELECT 1 FROM rel.activity a WHERE a.deal_id = d.id AND a.type = 'meeting')",
+        },
         Case {
             name: "three groupings with a year period",
             spec: json!({"type": "summary", "object": "deal",
