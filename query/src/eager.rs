@@ -12,7 +12,7 @@
 
 use datafusion::common::Column;
 use datafusion::functions_aggregate::expr_fn::{count, max, min, sum};
-use datafusion::logical_expr::{Expr, ExprFunctionExt, ident, lit};
+use datafusion::logical_expr::{Expr, ExprFunctionExt, ident, lit, when};
 use datafusion::prelude::DataFrame;
 
 use crate::aggregate::{AggregateCol, Combine};
@@ -30,6 +30,10 @@ pub(crate) struct Eager {
     pub input: DataFrame,
     pub aggregates: Vec<Expr>,
     pub combine: Vec<Combine>,
+    /// The lookup is itself a grouping, so each partial group already is one of the finest
+    /// groups: `input` then holds the finished values (`__v<j>`) instead, and `aggregates`
+    /// need not run.
+    pub finished: bool,
 }
 
 /// How a partial value is finished.
@@ -122,15 +126,29 @@ pub(crate) async fn plan(
             Finish::Sum | Finish::CountKeys => Combine::Sum,
         })
         .collect();
+    let finished = keys.iter().any(|k| k.expr == lookup_key);
     for (j, finish) in finishes.into_iter().enumerate() {
         let partial = format!("__a{j}");
+        let own = Expr::Column(Column::new(Some(ROOT), &partial));
+        if finished {
+            // One partial group per lookup value: its value is already the finished one
+            // (a distinct count of the lookup is 1 where it has a value, else 0).
+            let done = match finish {
+                Finish::CountKeys => {
+                    when(lookup_key.clone().is_null(), lit(0i64)).otherwise(lit(1i64))?
+                }
+                _ => own,
+            };
+            projection.push(done.alias(value(j)));
+            continue;
+        }
         let done = match finish {
             Finish::CountKeys => {
                 projection.push(lookup_key.clone().alias(&partial));
                 count(ident(partial))
             }
             f => {
-                projection.push(Expr::Column(Column::new(Some(ROOT), &partial)).alias(&partial));
+                projection.push(own.alias(&partial));
                 match f {
                     Finish::Min => min(ident(partial)),
                     Finish::Max => max(ident(partial)),
@@ -144,5 +162,6 @@ pub(crate) async fn plan(
         input: joined.select(projection)?,
         aggregates,
         combine,
+        finished,
     }))
 }

@@ -314,6 +314,8 @@ pub(crate) async fn grouped(
     // `by_day`: the input groups date periods by day (the eager input has its periods).
     let (df, first, combine, by_day) =
         match crate::eager::plan(session, &paths, filter.as_ref(), &keys, &aggs).await? {
+            // Already the finest groups: straight to the grouping sets.
+            Some(eager) if eager.finished => (eager.input, Vec::new(), Some(eager.combine), false),
             Some(eager) => (eager.input, eager.aggregates, Some(eager.combine), false),
             None => {
                 let mut df = paths.plan(session).await?;
@@ -341,7 +343,11 @@ pub(crate) async fn grouped(
         // The finest groups first, in one pass over the records; the grouping sets then roll
         // up those few groups, instead of hashing every record once per set.
         Some(combine) => {
-            let finest = df.aggregate((0..keys.len()).map(|i| ident(key(i))).collect(), first)?;
+            let finest = if first.is_empty() {
+                df
+            } else {
+                df.aggregate((0..keys.len()).map(|i| ident(key(i))).collect(), first)?
+            };
             let finest = if by_day {
                 periods_from_days(finest, &keys)?
             } else {

@@ -261,19 +261,6 @@ impl WorkspaceSession {
             // messages (the Flight bench streamed 10M rows in 2.23 s instead of 2.73 s).
             config = config.with_batch_size(CLIENT_BATCH_SIZE);
         }
-        // A join whose smaller side holds up to a couple of million rows builds its table once
-        // and lets every core probe it, rather than hash-partitioning both sides first: on
-        // two cores, repartitioning five million activities to meet a million contacts
-        // cost more than building the contacts' table on one core.
-        let optimizer = &mut config.options_mut().optimizer;
-        if std::env::var_os("DATAFUSION_OPTIMIZER_HASH_JOIN_SINGLE_PARTITION_THRESHOLD").is_none() {
-            optimizer.hash_join_single_partition_threshold = 256 * 1024 * 1024;
-        }
-        if std::env::var_os("DATAFUSION_OPTIMIZER_HASH_JOIN_SINGLE_PARTITION_THRESHOLD_ROWS")
-            .is_none()
-        {
-            optimizer.hash_join_single_partition_threshold_rows = 2 * 1024 * 1024;
-        }
         let batch_size = config.batch_size();
         let config = config
             .with_create_default_catalog_and_schema(false)
