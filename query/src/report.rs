@@ -157,7 +157,8 @@ pub(crate) async fn conditions(
 /// `id IN (SELECT via FROM related WHERE …)`, or for `without`
 /// `NOT EXISTS (SELECT … FROM related WHERE via = id AND …)`; DataFusion turns them into a
 /// semi and an anti join. Not `NOT IN`: an id is never null, so the two mean the same, but
-/// `NOT IN` plans a null-aware anti join, which runs on one core.
+/// `NOT IN` plans a null-aware anti join, which DataFusion always builds whole on one core
+/// (`CollectLeft`) rather than partitioned.
 async fn related_filter(
     session: &WorkspaceSession,
     object: &str,
