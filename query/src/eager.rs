@@ -17,7 +17,8 @@ use datafusion::prelude::DataFrame;
 
 use crate::aggregate::{AggregateCol, Combine};
 use crate::error::QueryError;
-use crate::grouped::{GroupKey, key, value};
+use crate::grouped::{key, value};
+use crate::groupings::GroupKey;
 use crate::keys::key_column;
 use crate::path::{Paths, ROOT};
 use crate::spec::AggregateFn;

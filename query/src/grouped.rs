@@ -1,230 +1,29 @@
-//! Summary and matrix reports: one aggregate over GROUPING SETS (every prefix of the
+//! Summary and matrix reports: an aggregate over GROUPING SETS (every prefix of the
 //! groupings for a summary, every row prefix × column prefix for a matrix), its rows placed by
-//! the `grouping()` flags.
+//! the `grouping()` flags. Where every aggregate combines exactly, the grouping sets roll up
+//! the finest groups, made by a first aggregate (or per lookup, see [`crate::eager`]).
 
 use std::collections::HashSet;
 
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::functions::expr_fn::date_trunc;
 use datafusion::functions_aggregate::expr_fn::grouping;
-use datafusion::logical_expr::{Expr, GroupingSet, SortExpr, cast, ident, lit};
+use datafusion::logical_expr::{Expr, GroupingSet, SortExpr, ident};
 use datafusion::prelude::DataFrame;
-use oneo_catalog::FieldType;
 
-use crate::aggregate::{aggregate_col, aggregate_exprs, combinations, inputs};
-use crate::bucket::bucket_expr;
+use crate::aggregate::{
+    AggregateCol, Combine, aggregate_col, aggregate_exprs, combinations, inputs,
+};
 use crate::compare::{comparisons, with_comparisons};
 use crate::dates::DateContext;
 use crate::error::QueryError;
 use crate::formula::{SummaryFormulas, kind_type, summary_formulas};
-use crate::keys::KeyText;
+use crate::groupings::{GroupKey, group_key, periods_from_days, with_ids};
 use crate::levels::Levels;
 use crate::matrix::shape_matrix;
-use crate::path::{Paths, Resolved};
+use crate::path::Paths;
 use crate::report::{ReportResult, Subtotal, collect};
 use crate::result::{ColumnInfo, Freshness};
-use crate::spec::{
-    Aggregate, AggregateFn, Comparison, DatePeriod, Grouping, ReportKind, ReportSpec,
-};
+use crate::spec::{Aggregate, AggregateFn, Comparison, ReportKind, ReportSpec};
 use crate::workspace::WorkspaceSession;
-
-/// A grouping resolved: its output name, key expression and the type of its values.
-pub(crate) struct GroupKey {
-    pub name: String,
-    pub expr: Expr,
-    pub kind: String,
-    /// `expr` is an id's key: the grouped answer turns it back into the id.
-    pub interned: bool,
-    /// A date period over a date (or a UTC datetime): the day, which a first aggregate can
-    /// group by cheaply, and the period it falls in, made from that day afterwards. Cutting
-    /// each record's date to its month is the dear part of a monthly grouping; cutting a
-    /// few hundred distinct days is not.
-    pub by_day: Option<(Expr, DayToPeriod)>,
-}
-
-/// Turns a day (`Date32`) into the start of its period, typed as the grouping shows it.
-#[derive(Clone, Copy)]
-pub(crate) struct DayToPeriod {
-    period: DatePeriod,
-    datetime: bool,
-}
-
-impl DayToPeriod {
-    pub fn apply(self, day: Expr) -> Expr {
-        let p = lit(self.period.as_str());
-        if self.datetime {
-            date_trunc(
-                p,
-                cast(day, DataType::Timestamp(TimeUnit::Microsecond, None)),
-            )
-        } else {
-            cast(date_trunc(p, day), DataType::Date32)
-        }
-    }
-}
-
-/// A grouping's key; a datetime's period starts at midnight in the workspace's time zone
-/// (`dates`), so a month in Auckland is Auckland's month. With `by_key`, a lookup groups by
-/// its key column where it has one.
-pub(crate) fn group_key(
-    g: &Grouping,
-    on: Resolved,
-    dates: &DateContext,
-    part: &str,
-    by_key: bool,
-) -> Result<GroupKey, QueryError> {
-    let ty = on.field.field_type;
-    if let Some(buckets) = &g.buckets {
-        if g.date.is_some() {
-            return Err(QueryError::spec(
-                format!("{part}.buckets"),
-                "a grouping takes buckets or a date period, not both",
-            ));
-        }
-        return Ok(GroupKey {
-            name: g.name(),
-            expr: bucket_expr(buckets, g.other.as_deref(), &on, &format!("{part}.buckets"))?,
-            kind: "text".into(),
-            interned: false,
-            by_day: None,
-        });
-    }
-    if ty == FieldType::Multiselect {
-        return Err(QueryError::spec(
-            format!("{part}.field"),
-            format!(
-                "`{}` is a multiselect field; group by a single-valued field",
-                on.path
-            ),
-        ));
-    }
-    if let (true, None, Some(k)) = (by_key, g.date, &on.key) {
-        return Ok(GroupKey {
-            name: g.name(),
-            expr: k.clone(),
-            kind: ty.as_str().to_string(),
-            interned: true,
-            by_day: None,
-        });
-    }
-    let utc = dates.time_zone == chrono_tz::Tz::UTC;
-    let by_day = match (g.date, ty) {
-        (Some(period), FieldType::Date) => Some((
-            on.expr.clone(),
-            DayToPeriod {
-                period,
-                datetime: false,
-            },
-        )),
-        // In UTC a datetime's day is its microseconds floored to whole days (the casts
-        // relabel them as a zone-less timestamp, then cut).
-        (Some(period), FieldType::Datetime) if utc => Some((
-            cast(bare_utc(on.expr.clone()), DataType::Date32),
-            DayToPeriod {
-                period,
-                datetime: true,
-            },
-        )),
-        _ => None,
-    };
-    let expr = match (g.date, ty) {
-        (None, _) => on.expr,
-        (Some(p), FieldType::Date) => cast(date_trunc(lit(p.as_str()), on.expr), DataType::Date32),
-        (Some(p), FieldType::Datetime) if utc => {
-            // In UTC the wall clock is the instant: truncating the bare microseconds (the
-            // casts only relabel them) skips a zone lookup per row, which was nearly half
-            // of a monthly cohort over 5M activities.
-            date_trunc(lit(p.as_str()), bare_utc(on.expr))
-        }
-        (Some(p), FieldType::Datetime) => {
-            let zone =
-                DataType::Timestamp(TimeUnit::Microsecond, Some(dates.time_zone.name().into()));
-            date_trunc(lit(p.as_str()), cast(on.expr, zone))
-        }
-        (Some(_), t) => {
-            return Err(QueryError::spec(
-                format!("{part}.date"),
-                format!(
-                    "`{}` is a {} field; date periods group dates and datetimes",
-                    on.path,
-                    t.as_str()
-                ),
-            ));
-        }
-    };
-    Ok(GroupKey {
-        name: g.name(),
-        expr,
-        kind: ty.as_str().to_string(),
-        interned: false,
-        by_day,
-    })
-}
-
-/// A UTC datetime's microseconds as a zone-less timestamp: the same wall clock.
-fn bare_utc(instant: Expr) -> Expr {
-    cast(
-        cast(instant, DataType::Int64),
-        DataType::Timestamp(TimeUnit::Microsecond, None),
-    )
-}
-
-/// `df` (the first aggregate's groups) with each grouping of a date period grouped by day
-/// turned into its period.
-fn periods_from_days(df: DataFrame, keys: &[GroupKey]) -> Result<DataFrame, QueryError> {
-    if keys.iter().all(|k| k.by_day.is_none()) {
-        return Ok(df);
-    }
-    let out: Vec<Expr> = df
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| {
-            let name = f.name();
-            let by_day = keys
-                .iter()
-                .enumerate()
-                .find_map(|(i, k)| k.by_day.as_ref().filter(|_| key(i) == *name));
-            match by_day {
-                Some((_, to_period)) => to_period.apply(ident(name)).alias(name),
-                None => ident(name),
-            }
-        })
-        .collect();
-    Ok(df.select(out)?)
-}
-
-/// `df` with each grouping by key (`keys[i].interned`) shown as its id again: done on the
-/// groups, after the aggregate, so only one id per group is made.
-fn with_ids(
-    df: DataFrame,
-    keys: &[GroupKey],
-    session: &WorkspaceSession,
-) -> Result<DataFrame, QueryError> {
-    let Some(interner) = session.keys() else {
-        return Ok(df);
-    };
-    if !keys.iter().any(|k| k.interned) {
-        return Ok(df);
-    }
-    let out: Vec<Expr> = df
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| {
-            let name = f.name();
-            match keys
-                .iter()
-                .enumerate()
-                .find(|(i, k)| k.interned && key(*i) == *name)
-            {
-                Some(_) => KeyText::call(interner, ident(name)).alias(name),
-                None => ident(name),
-            }
-        })
-        .collect();
-    Ok(df.select(out)?)
-}
 
 pub(crate) fn key(i: usize) -> String {
     format!("__k{i}")
@@ -312,55 +111,16 @@ pub(crate) async fn grouped(
     let order = sort_keys(spec, &keys, &values)?;
 
     // `by_day`: the input groups date periods by day (the eager input has its periods).
-    let (df, first, combine, by_day) =
-        match crate::eager::plan(session, &paths, filter.as_ref(), &keys, &aggs).await? {
-            // Already the finest groups: straight to the grouping sets.
-            Some(eager) if eager.finished => (eager.input, Vec::new(), Some(eager.combine), false),
-            Some(eager) => (eager.input, eager.aggregates, Some(eager.combine), false),
-            None => {
-                let mut df = paths.plan(session).await?;
-                if let Some(f) = filter {
-                    df = df.filter(f)?;
-                }
-                let combine = combinations(&aggs);
-                // Project keys and inputs to plain columns first, so grouping sets group
-                // plain columns; a first aggregate groups date periods by day.
-                let mut projection: Vec<Expr> = keys
-                    .iter()
-                    .enumerate()
-                    .map(|(i, k)| match (&k.by_day, &combine) {
-                        (Some((day, _)), Some(_)) => day.clone().alias(key(i)),
-                        _ => k.expr.clone().alias(key(i)),
-                    })
-                    .collect();
-                projection.extend(inputs(&aggs));
-                let first = aggregate_exprs(&aggs, value)?;
-                let by_day = combine.is_some();
-                (df.select(projection)?, first, combine, by_day)
-            }
-        };
-    let (df, mut agg_exprs) = match combine {
-        // The finest groups first, in one pass over the records; the grouping sets then roll
-        // up those few groups, instead of hashing every record once per set.
-        Some(combine) => {
-            let finest = if first.is_empty() {
-                df
-            } else {
-                df.aggregate((0..keys.len()).map(|i| ident(key(i))).collect(), first)?
-            };
-            let finest = if by_day {
-                periods_from_days(finest, &keys)?
-            } else {
-                finest
-            };
+    let (df, mut agg_exprs) = match grouping_input(session, &paths, filter, &keys, &aggs).await? {
+        Input::Records(df, aggregates) => (df, aggregates),
+        Input::Finest(df, combine) => {
             let rolled = combine
                 .iter()
                 .enumerate()
                 .map(|(j, c)| c.over(ident(value(j))).alias(value(j)))
                 .collect();
-            (finest, rolled)
+            (df, rolled)
         }
-        None => (df, first),
     };
     let n_rows = spec.groupings.len();
     let group = grouping_sets_expr(n_rows, keys.len() - n_rows);
@@ -425,6 +185,60 @@ pub(crate) async fn grouped(
         limit,
         freshness,
     ))
+}
+
+/// What a grouped report's grouping sets aggregate.
+enum Input {
+    /// The filtered records' keys and inputs (`__k<i>`, `__a<j>`), with the report's
+    /// aggregates over them.
+    Records(DataFrame, Vec<Expr>),
+    /// The finest groups, one row per combination of every grouping, with their finished
+    /// values (`__v<j>`), and how those combine into the subtotals: the grouping sets then
+    /// roll up those few groups instead of hashing every record once per set.
+    Finest(DataFrame, Vec<Combine>),
+}
+
+async fn grouping_input(
+    session: &WorkspaceSession,
+    paths: &Paths<'_>,
+    filter: Option<Expr>,
+    keys: &[GroupKey],
+    aggs: &[AggregateCol],
+) -> Result<Input, QueryError> {
+    let by_keys = || (0..keys.len()).map(|i| ident(key(i))).collect::<Vec<_>>();
+    if let Some(eager) = crate::eager::plan(session, paths, filter.as_ref(), keys, aggs).await? {
+        let finest = if eager.finished {
+            eager.input
+        } else {
+            eager.input.aggregate(by_keys(), eager.aggregates)?
+        };
+        return Ok(Input::Finest(finest, eager.combine));
+    }
+    let mut df = paths.plan(session).await?;
+    if let Some(f) = filter {
+        df = df.filter(f)?;
+    }
+    let combine = combinations(aggs);
+    // Keys and inputs projected to plain columns first, so the aggregates group plain
+    // columns; a first aggregate groups date periods by day.
+    let mut projection: Vec<Expr> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| match (&k.by_day, &combine) {
+            (Some((day, _)), Some(_)) => day.clone().alias(key(i)),
+            _ => k.expr.clone().alias(key(i)),
+        })
+        .collect();
+    projection.extend(inputs(aggs));
+    let df = df.select(projection)?;
+    let aggregates = aggregate_exprs(aggs, value)?;
+    Ok(match combine {
+        Some(combine) => {
+            let finest = df.aggregate(by_keys(), aggregates)?;
+            Input::Finest(periods_from_days(finest, keys)?, combine)
+        }
+        None => Input::Records(df, aggregates),
+    })
 }
 
 /// A summary-shaped answer from grouping-sets rows read for `limit` (`Levels::read` keeps

@@ -17,9 +17,10 @@ use crate::dates::DateContext;
 use crate::error::QueryError;
 use crate::formula::{kind_type, summary_formulas};
 use crate::grouped::{
-    GroupKey, check_unique_names, group_key, grouping_sets_expr, key, level, sort_keys,
-    summary_answer, value, with_formulas,
+    check_unique_names, grouping_sets_expr, key, level, sort_keys, summary_answer, value,
+    with_formulas,
 };
+use crate::groupings::{GroupKey, group_key};
 use crate::levels::Levels;
 use crate::path::Paths;
 use crate::report::{Conditions, ReportResult, collect, conditions};

@@ -28,6 +28,7 @@ mod error;
 mod filter;
 mod formula;
 mod grouped;
+mod groupings;
 mod hot;
 mod joined;
 pub mod keys;
