@@ -27,6 +27,7 @@ mod eager;
 mod error;
 mod filter;
 mod formula;
+mod gather;
 mod grouped;
 mod groupings;
 mod hot;

@@ -18,6 +18,7 @@ use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
@@ -28,6 +29,7 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::error::QueryError;
+use crate::gather::LookupGather;
 use crate::hot::{ColumnCache, HotTable};
 use crate::keys::{KeyInterner, KeyOf, key_column};
 
@@ -266,7 +268,17 @@ impl WorkspaceSession {
             .with_create_default_catalog_and_schema(false)
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
             .with_information_schema(true);
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        // Lookups whose table is in memory are gathers, not hash joins (see `gather`); the
+        // rule sees the joins as planned, before DataFusion's own rules place them.
+        let mut rules = PhysicalOptimizer::new().rules;
+        rules.insert(0, Arc::new(LookupGather));
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .with_physical_optimizer_rules(rules)
+            .build();
+        let ctx = SessionContext::new_with_state(state);
         let schema = Arc::new(schema);
         // What the Delta scans read by: delta-rs takes its scan options from a session.
         let mut scan = SessionConfig::from_env()?.with_batch_size(batch_size);
