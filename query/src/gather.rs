@@ -16,7 +16,7 @@
 //! rule does not rely on it); otherwise the hash join stays.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{concat, take};
@@ -29,8 +29,8 @@ use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::TaskContext;
 use datafusion::execution::memory_pool::MemoryConsumer;
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::joins::HashJoinExec;
@@ -46,11 +46,117 @@ use futures::StreamExt;
 /// interleave with a table's own); past it the index is a hash map.
 const DENSE_SLOTS_PER_ROW: usize = 8;
 
+/// Indexed lookups kept for this many lookup tables (a table's version, its columns).
+const CACHED_LOOKUPS: usize = 8;
+
 /// The physical optimizer rule: left joins on a key column whose right side is an in-memory
 /// scan with unique keys become [`GatherExec`]s. It runs before DataFusion's own rules, on
 /// the joins as the planner made them (left: the records, right: the lookup table).
 #[derive(Debug, Default)]
-pub struct LookupGather;
+pub struct LookupGather {
+    cache: Arc<LookupCache>,
+}
+
+impl LookupGather {
+    /// A rule that keeps what it indexes in `cache`, for the sessions that share it.
+    pub fn new(cache: Arc<LookupCache>) -> Self {
+        Self { cache }
+    }
+}
+
+/// Lookup tables indexed by earlier queries. Indexing 1M contacts and gathering their
+/// columns into one array each costs more than a small report's whole answer, and the next
+/// report over the same table version reads the same rows: the column cache hands out the
+/// same arrays until the table changes. An entry is known by the memory its rows occupy
+/// (each column's buffer, offset and length) and keeps those rows alive, so no other rows
+/// can take that memory and be mistaken for them while it is kept.
+#[derive(Debug, Default)]
+pub struct LookupCache {
+    entries: Mutex<Vec<CachedLookup>>,
+}
+
+#[derive(Debug)]
+struct CachedLookup {
+    identity: Identity,
+    /// Keep the rows, and so the memory the identity names.
+    _rows: Vec<RecordBatch>,
+    lookup: Arc<Lookup>,
+    used: u64,
+}
+
+/// Where rows live: each column's first buffer, offset and length, batch by batch, with the
+/// schema and the key column.
+#[derive(Debug, PartialEq)]
+struct Identity {
+    schema: SchemaRef,
+    key: usize,
+    columns: Vec<(usize, usize, usize)>,
+}
+
+impl Identity {
+    fn of(batches: &[RecordBatch], schema: &SchemaRef, key: usize) -> Self {
+        let columns = batches
+            .iter()
+            .flat_map(|b| b.columns())
+            .map(|c| {
+                let data = c.to_data();
+                let buffer = data.buffers().first().map_or(0, |b| b.as_ptr() as usize);
+                (buffer, data.offset(), data.len())
+            })
+            .collect();
+        Self {
+            schema: Arc::clone(schema),
+            key,
+            columns,
+        }
+    }
+}
+
+impl LookupCache {
+    /// The lookup of `batches` by column `key`, indexed now or by an earlier query; `None`
+    /// when its keys repeat.
+    fn lookup(
+        &self,
+        batches: Vec<RecordBatch>,
+        schema: SchemaRef,
+        key: usize,
+    ) -> DfResult<Option<Arc<Lookup>>> {
+        let identity = Identity::of(&batches, &schema, key);
+        {
+            let mut entries = self.lock();
+            let now = entries.iter().map(|e| e.used).max().unwrap_or(0) + 1;
+            if let Some(e) = entries.iter_mut().find(|e| e.identity == identity) {
+                e.used = now;
+                return Ok(Some(Arc::clone(&e.lookup)));
+            }
+        }
+        // Indexed without the lock: other sessions plan meanwhile. Two sessions indexing
+        // the same rows at once both keep theirs; the entry is the last one's.
+        let Some(lookup) = Lookup::build(&batches, schema, key)? else {
+            return Ok(None);
+        };
+        let lookup = Arc::new(lookup);
+        let mut entries = self.lock();
+        let now = entries.iter().map(|e| e.used).max().unwrap_or(0) + 1;
+        entries.retain(|e| e.identity != identity);
+        if entries.len() >= CACHED_LOOKUPS {
+            if let Some(oldest) = (0..entries.len()).min_by_key(|&i| entries[i].used) {
+                entries.swap_remove(oldest);
+            }
+        }
+        entries.push(CachedLookup {
+            identity,
+            _rows: batches,
+            lookup: Arc::clone(&lookup),
+            used: now,
+        });
+        Ok(Some(lookup))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<CachedLookup>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 impl PhysicalOptimizerRule for LookupGather {
     fn optimize(
@@ -62,7 +168,7 @@ impl PhysicalOptimizerRule for LookupGather {
             let Some(join) = node.downcast_ref::<HashJoinExec>() else {
                 return Ok(Transformed::no(node));
             };
-            match gather_for(join)? {
+            match gather_for(join, &self.cache)? {
                 Some(gather) => Ok(Transformed::yes(Arc::new(gather) as Arc<dyn ExecutionPlan>)),
                 None => Ok(Transformed::no(node)),
             }
@@ -80,7 +186,7 @@ impl PhysicalOptimizerRule for LookupGather {
 }
 
 /// The gather that answers `join`, where it can.
-fn gather_for(join: &HashJoinExec) -> DfResult<Option<GatherExec>> {
+fn gather_for(join: &HashJoinExec, cache: &LookupCache) -> DfResult<Option<GatherExec>> {
     if join.join_type != JoinType::Left
         || join.filter.is_some()
         || join.null_equality != NullEquality::NullEqualsNothing
@@ -109,14 +215,15 @@ fn gather_for(join: &HashJoinExec) -> DfResult<Option<GatherExec>> {
     let Some(batches) = in_memory(&join.right) else {
         return Ok(None);
     };
-    let Some(lookup) = Lookup::build(&batches, join.right.schema(), lookup_key.index())? else {
+    let Some(lookup) = cache.lookup(batches, join.right.schema(), lookup_key.index())? else {
         return Ok(None);
     };
     let projection = join.projection.as_ref().map(|p| p.to_vec());
+    tracing::debug!(lookup_rows = lookup.rows, "a lookup join is a gather");
     Ok(Some(GatherExec::new(
         Arc::clone(&join.left),
         probe_key.index(),
-        Arc::new(lookup),
+        lookup,
         join.schema(),
         projection,
     )))
@@ -137,7 +244,10 @@ fn in_memory(plan: &Arc<dyn ExecutionPlan>) -> Option<Vec<RecordBatch>> {
 #[derive(Debug)]
 enum KeyIndex {
     /// `rows[key - min]` is the row plus one; 0 is no row.
-    Dense { min: i64, rows: Vec<u32> },
+    Dense {
+        min: i64,
+        rows: Vec<u32>,
+    },
     Sparse(HashMap<i64, u32>),
 }
 
@@ -350,8 +460,8 @@ impl ExecutionPlan for GatherExec {
         // Each partition holds its share of the lookup's memory, so the query's limit sees
         // the lookup once, as it would a collected hash join's table.
         let partitions = self.properties.partitioning.partition_count().max(1);
-        let reservation = MemoryConsumer::new(format!("GatherExec[{partition}]"))
-            .register(context.memory_pool());
+        let reservation =
+            MemoryConsumer::new(format!("GatherExec[{partition}]")).register(context.memory_pool());
         reservation.try_grow(self.lookup.bytes().div_ceil(partitions))?;
         let input = self.input.execute(partition, context)?;
         let (lookup, key, schema) = (Arc::clone(&self.lookup), self.key, Arc::clone(&self.schema));
@@ -412,14 +522,20 @@ mod tests {
         )
         .expect("batch");
         // Two partitions of the lookup table: the gather indexes both.
-        let (a, b) = (batch.slice(0, batch.num_rows() / 2), batch.slice(batch.num_rows() / 2, batch.num_rows() - batch.num_rows() / 2));
+        let (a, b) = (
+            batch.slice(0, batch.num_rows() / 2),
+            batch.slice(
+                batch.num_rows() / 2,
+                batch.num_rows() - batch.num_rows() / 2,
+            ),
+        );
         Arc::new(MemTable::try_new(schema, vec![vec![a], vec![b]]).expect("table"))
     }
 
     fn session(gather: bool) -> SessionContext {
         let mut rules = PhysicalOptimizer::new().rules;
         if gather {
-            rules.insert(0, Arc::new(LookupGather));
+            rules.insert(0, Arc::new(LookupGather::default()));
         }
         let state = SessionStateBuilder::new()
             .with_default_features()
@@ -448,7 +564,14 @@ mod tests {
                 // A key the lookup table lacks, a null key and one far from the rest.
                 (
                     "company",
-                    Arc::new(Int64Array::from(vec![Some(7), Some(9), None, Some(99), Some(7), Some(1 << 40)])),
+                    Arc::new(Int64Array::from(vec![
+                        Some(7),
+                        Some(9),
+                        None,
+                        Some(99),
+                        Some(7),
+                        Some(1 << 40),
+                    ])),
                 ),
             ]),
         )
@@ -505,6 +628,49 @@ mod tests {
         assert!(plan.contains("HashJoinExec"), "{plan}");
         assert!(!plan.contains("GatherExec"), "{plan}");
         assert_eq!(rows, answer(false, keys).await.1);
-        assert_eq!(rows[..2], ["1 7 7 company 0", "1 7 7 company 1"], "{rows:?}");
+        assert_eq!(
+            rows[..2],
+            ["1 7 7 company 0", "1 7 7 company 1"],
+            "{rows:?}"
+        );
+    }
+
+    #[test]
+    fn the_same_rows_are_indexed_once() {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
+        let rows = |keys: Vec<i64>| {
+            RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from(keys))])
+                .expect("batch")
+        };
+        let cache = LookupCache::default();
+        let (a, b) = (rows(vec![1, 2, 3]), rows(vec![1, 2, 3]));
+        let first = cache
+            .lookup(vec![a.clone()], Arc::clone(&schema), 0)
+            .expect("index");
+        let again = cache
+            .lookup(vec![a.slice(0, 3)], Arc::clone(&schema), 0)
+            .expect("index");
+        assert!(Arc::ptr_eq(
+            &first.expect("unique"),
+            &again.expect("unique")
+        ));
+        // Equal values elsewhere in memory, or part of the same rows: indexed anew.
+        let other = cache
+            .lookup(vec![b], Arc::clone(&schema), 0)
+            .expect("index")
+            .expect("unique");
+        let part = cache
+            .lookup(vec![a.slice(0, 2)], Arc::clone(&schema), 0)
+            .expect("index")
+            .expect("unique");
+        assert_eq!((other.rows, part.rows), (3, 2));
+        assert_eq!(part.index.row(3), None);
+        // Repeated keys are never a lookup.
+        assert!(
+            cache
+                .lookup(vec![rows(vec![4, 4])], schema, 0)
+                .expect("index")
+                .is_none()
+        );
     }
 }

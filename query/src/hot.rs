@@ -40,6 +40,7 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use deltalake::DeltaTable;
 use futures::StreamExt;
 
+use crate::gather::LookupCache;
 use crate::keys::{KEY_PREFIX, KeyInterner, KeyOf, key_column};
 
 /// Decoded columns of the lake's data files, shared by every session, at most `budget`
@@ -50,6 +51,8 @@ pub struct ColumnCache {
     state: Mutex<CacheState>,
     /// The keys of the id and lookup columns it holds (see [`crate::keys`]).
     keys: Arc<KeyInterner>,
+    /// Lookup tables indexed from these columns (see [`crate::gather`]).
+    lookups: Arc<LookupCache>,
 }
 
 #[derive(Debug, Default)]
@@ -85,7 +88,13 @@ impl ColumnCache {
             budget,
             state: Mutex::default(),
             keys: Arc::default(),
+            lookups: Arc::default(),
         }
+    }
+
+    /// The lookup tables indexed from the cache's columns.
+    pub(crate) fn lookups(&self) -> &Arc<LookupCache> {
+        &self.lookups
     }
 
     /// The interner behind the cache's key columns.

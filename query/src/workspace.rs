@@ -18,8 +18,8 @@ use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
-use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::logical_expr::{LogicalPlanBuilder, col, lit};
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
 use oneo_catalog::lake::{INGEST_APP_ID, TableKind, table_path};
@@ -271,7 +271,8 @@ impl WorkspaceSession {
         // Lookups whose table is in memory are gathers, not hash joins (see `gather`); the
         // rule sees the joins as planned, before DataFusion's own rules place them.
         let mut rules = PhysicalOptimizer::new().rules;
-        rules.insert(0, Arc::new(LookupGather));
+        let lookups = cfg.columns.as_ref().map(|c| Arc::clone(c.lookups()));
+        rules.insert(0, Arc::new(LookupGather::new(lookups.unwrap_or_default())));
         let state = SessionStateBuilder::new()
             .with_config(config)
             .with_runtime_env(runtime)
