@@ -18,14 +18,17 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use datafusion::arrow::array::{
+    Array, ArrayData, ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array,
+};
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::compute::{concat, take};
 use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{HashMap, JoinType, NullEquality};
 use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::source::{DataSource, DataSourceExec};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::TaskContext;
 use datafusion::execution::memory_pool::MemoryConsumer;
@@ -84,31 +87,37 @@ struct CachedLookup {
     used: u64,
 }
 
-/// Where rows live: each column's first buffer, offset and length, batch by batch, with the
-/// schema and the key column.
+/// Where rows live: every buffer of every column (its address, offset and length), batch
+/// by batch, with the schema and the key column.
 #[derive(Debug, PartialEq)]
 struct Identity {
     schema: SchemaRef,
     key: usize,
-    columns: Vec<(usize, usize, usize)>,
+    columns: Vec<usize>,
 }
 
 impl Identity {
     fn of(batches: &[RecordBatch], schema: &SchemaRef, key: usize) -> Self {
-        let columns = batches
-            .iter()
-            .flat_map(|b| b.columns())
-            .map(|c| {
-                let data = c.to_data();
-                let buffer = data.buffers().first().map_or(0, |b| b.as_ptr() as usize);
-                (buffer, data.offset(), data.len())
-            })
-            .collect();
+        let mut columns = Vec::new();
+        for column in batches.iter().flat_map(|b| b.columns()) {
+            locate(&column.to_data(), &mut columns);
+        }
         Self {
             schema: Arc::clone(schema),
             key,
             columns,
         }
+    }
+}
+
+/// Appends where `data` lives: offset, length, and each buffer's address (validity first,
+/// children last), so two arrays agree only if they read the very same memory.
+fn locate(data: &ArrayData, to: &mut Vec<usize>) {
+    to.extend([data.offset(), data.len()]);
+    to.push(data.nulls().map_or(0, |n| n.buffer().as_ptr() as usize));
+    to.extend(data.buffers().iter().map(|b| b.as_ptr() as usize));
+    for child in data.child_data() {
+        locate(child, to);
     }
 }
 
@@ -233,6 +242,9 @@ fn gather_for(join: &HashJoinExec, cache: &LookupCache) -> DfResult<Option<Gathe
 fn in_memory(plan: &Arc<dyn ExecutionPlan>) -> Option<Vec<RecordBatch>> {
     let source = plan.downcast_ref::<DataSourceExec>()?;
     let memory = source.data_source().downcast_ref::<MemorySourceConfig>()?;
+    if memory.fetch().is_some() {
+        return None;
+    }
     let batches = memory.partitions().iter().flatten();
     match memory.projection() {
         None => Some(batches.cloned().collect()),
@@ -275,6 +287,8 @@ impl KeyIndex {
 struct Lookup {
     index: KeyIndex,
     columns: Vec<ArrayRef>,
+    /// Which column is the key.
+    key: usize,
     rows: usize,
 }
 
@@ -338,6 +352,7 @@ impl Lookup {
         Ok(Some(Self {
             index,
             columns,
+            key,
             rows,
         }))
     }
@@ -352,11 +367,30 @@ impl Lookup {
     }
 
     /// The lookup rows of `keys`, null where there is none.
-    fn rows_of(&self, keys: &dyn Array) -> UInt32Array {
-        keys.as_primitive::<Int64Type>()
+    fn rows_of(&self, keys: &Int64Array) -> UInt32Array {
+        let KeyIndex::Dense { min, rows } = &self.index else {
+            return keys
+                .iter()
+                .map(|k| k.and_then(|k| self.index.row(k)))
+                .collect();
+        };
+        // Row plus one, or 0, for every slot (a null key's slot holds any value), then the
+        // nulls: one pass the compiler can keep tight, with no branch per key.
+        let len = rows.len() as u64;
+        let mut found: Vec<u32> = keys
+            .values()
             .iter()
-            .map(|k| k.and_then(|k| self.index.row(k)))
-            .collect()
+            .map(|&k| {
+                let slot = k.wrapping_sub(*min) as u64;
+                if slot < len { rows[slot as usize] } else { 0 }
+            })
+            .collect();
+        let present = NullBuffer::from(BooleanBuffer::collect_bool(found.len(), |i| found[i] != 0));
+        for r in &mut found {
+            *r = r.saturating_sub(1);
+        }
+        let nulls = NullBuffer::union(keys.nulls(), Some(&present));
+        UInt32Array::new(found.into(), nulls)
     }
 }
 
@@ -471,10 +505,19 @@ impl ExecutionPlan for GatherExec {
             let _hold = &reservation;
             let batch = batch?;
             let timer = metrics.elapsed_compute().timer();
-            let rows = lookup.rows_of(batch.column(key).as_ref());
+            let keys = batch.column(key).as_primitive::<Int64Type>();
+            let rows = lookup.rows_of(keys);
             let mut columns = batch.columns().to_vec();
-            for column in &lookup.columns {
-                columns.push(take(column.as_ref(), &rows, None)?);
+            for (c, column) in lookup.columns.iter().enumerate() {
+                columns.push(if c == lookup.key {
+                    // The lookup's own key, where found, is the record's: no gather.
+                    Arc::new(Int64Array::new(
+                        keys.values().clone(),
+                        rows.nulls().cloned(),
+                    ))
+                } else {
+                    take(column.as_ref(), &rows, None)?
+                });
             }
             let columns = match &projection {
                 None => columns,

@@ -105,10 +105,9 @@ pub(crate) fn group_key(
                 datetime: false,
             },
         )),
-        // In UTC a datetime's day is its microseconds floored to whole days (the casts
-        // relabel them as a zone-less timestamp, then cut).
+        // In UTC a datetime's day is its microseconds floored to whole days.
         (Some(period), FieldType::Datetime) if utc => Some((
-            cast(bare_utc(on.expr.clone()), DataType::Date32),
+            utc_day(on.expr.clone()),
             DayToPeriod {
                 period,
                 datetime: true,
@@ -156,6 +155,18 @@ fn bare_utc(instant: Expr) -> Expr {
         cast(instant, DataType::Int64),
         DataType::Timestamp(TimeUnit::Microsecond, None),
     )
+}
+
+/// A UTC datetime's day (`Date32`): its microseconds floored to whole days by integer
+/// arithmetic. Arrow's cast of a timestamp to a date goes through a calendar date per value,
+/// which was a fifth of a monthly cohort over 5M activities.
+fn utc_day(instant: Expr) -> Expr {
+    const DAY: i64 = 86_400_000_000;
+    let micros = cast(instant, DataType::Int64);
+    // Floored, not truncated toward zero: a time before 1970 is in the day before.
+    let since_midnight = ((micros.clone() % lit(DAY)) + lit(DAY)) % lit(DAY);
+    let days = (micros - since_midnight) / lit(DAY);
+    cast(cast(days, DataType::Int32), DataType::Date32)
 }
 
 /// `df` (the first aggregate's groups) with each grouping of a date period grouped by day
@@ -211,4 +222,56 @@ fn map_keys(
         })
         .collect();
     Ok(df.select(out)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, NaiveDate};
+    use datafusion::arrow::array::{AsArray, TimestampMicrosecondArray};
+    use datafusion::arrow::datatypes::Date32Type;
+    use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::prelude::SessionContext;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_utc_day_is_the_calendar_day() {
+        let times = [
+            "1969-12-31T23:59:59.999999Z",
+            "1969-12-31T00:00:00Z",
+            "1970-01-01T00:00:00Z",
+            "1900-03-01T12:00:00Z",
+            "2026-12-04T23:59:59.999999Z",
+            "2024-02-29T00:00:00.000001Z",
+        ];
+        let micros: Vec<i64> = times
+            .iter()
+            .map(|t| {
+                DateTime::parse_from_rfc3339(t)
+                    .expect("time")
+                    .timestamp_micros()
+            })
+            .collect();
+        let at = TimestampMicrosecondArray::from(micros).with_timezone("UTC");
+        let batch =
+            RecordBatch::try_from_iter([("at", std::sync::Arc::new(at) as _)]).expect("batch");
+        let df = SessionContext::new().read_batch(batch).expect("read");
+        let out = df
+            .select(vec![utc_day(ident("at")).alias("day")])
+            .expect("select")
+            .collect()
+            .await
+            .expect("run");
+        let days: Vec<NaiveDate> = out[0]
+            .column(0)
+            .as_primitive::<Date32Type>()
+            .iter()
+            .map(|d| Date32Type::to_naive_date(d.expect("a day")))
+            .collect();
+        let want: Vec<NaiveDate> = times
+            .iter()
+            .map(|t| t[..10].parse().expect("date"))
+            .collect();
+        assert_eq!(days, want);
+    }
 }
