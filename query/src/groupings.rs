@@ -266,7 +266,7 @@ mod tests {
             .column(0)
             .as_primitive::<Date32Type>()
             .iter()
-            .map(|d| Date32Type::to_naive_date(d.expect("a day")))
+            .map(|d| Date32Type::to_naive_date_opt(d.expect("a day")).expect("a date"))
             .collect();
         let want: Vec<NaiveDate> = times
             .iter()

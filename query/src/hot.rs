@@ -40,8 +40,8 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use deltalake::DeltaTable;
 use futures::StreamExt;
 
-use crate::gather::LookupCache;
 use crate::keys::{KEY_PREFIX, KeyInterner, KeyOf, key_column};
+use crate::lookup::LookupCache;
 
 /// Decoded columns of the lake's data files, shared by every session, at most `budget`
 /// bytes; the least recently used files go first.
@@ -88,7 +88,8 @@ impl ColumnCache {
             budget,
             state: Mutex::default(),
             keys: Arc::default(),
-            lookups: Arc::default(),
+            // Indexed lookups are a small share beside the columns they index.
+            lookups: Arc::new(LookupCache::new(budget / 4)),
         }
     }
 

@@ -34,6 +34,7 @@ mod hot;
 mod joined;
 pub mod keys;
 mod levels;
+mod lookup;
 mod matrix;
 mod path;
 mod report;
