@@ -22,9 +22,8 @@ const DENSE_SLOTS_PER_ROW: usize = 8;
 const CACHED_LOOKUPS: usize = 8;
 
 /// Lookup tables indexed by earlier queries. Indexing 1M contacts and gathering their
-/// columns into one array each costs more than a small report's whole answer, and the next
-/// report over the same table version reads the same rows: the column cache hands out the
-/// same arrays until the table changes. An entry is known by the memory its rows occupy
+/// columns into one array each is work the next report over the same table version would
+/// repeat exactly: the column cache hands out the same arrays until the table changes. An entry is known by the memory its rows occupy
 /// (each column's buffer, offset and length) and keeps those rows alive, so no other rows
 /// can take that memory and be mistaken for them while it is kept.
 #[derive(Debug, Default)]
