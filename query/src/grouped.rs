@@ -46,12 +46,14 @@ pub(crate) async fn grouped(
     dates: &DateContext,
 ) -> Result<ReportResult, QueryError> {
     let matrix = spec.kind == ReportKind::Matrix;
-    let (max_rows, max_cols) = if matrix { (2, 2) } else { (3, 0) };
-    if spec.groupings.is_empty() || spec.groupings.len() > max_rows {
+    // A summary without groupings is one row: its aggregates over every record (a
+    // dashboard's metric). A matrix needs rows to place its cells in.
+    let (min_rows, max_rows, max_cols) = if matrix { (1, 2, 2) } else { (0, 3, 0) };
+    if spec.groupings.len() < min_rows || spec.groupings.len() > max_rows {
         return Err(QueryError::spec(
             "groupings",
             format!(
-                "a {} report takes 1 to {max_rows} groupings",
+                "a {} report takes {min_rows} to {max_rows} groupings",
                 kind_name(spec.kind)
             ),
         ));
@@ -99,6 +101,12 @@ pub(crate) async fn grouped(
         .map(|(j, a)| aggregate_col(a, &mut paths, dates, &format!("aggregates[{j}]")))
         .collect::<Result<Vec<_>, _>>()?;
     let compares = comparisons(aggregates, spec.kind)?;
+    if keys.is_empty() && !compares.is_empty() {
+        return Err(QueryError::spec(
+            "aggregates",
+            "a comparison needs groups to compare; this summary has no groupings",
+        ));
+    }
     let operands: Vec<_> = aggs
         .iter()
         .enumerate()
@@ -123,11 +131,15 @@ pub(crate) async fn grouped(
         }
     };
     let n_rows = spec.groupings.len();
-    let group = grouping_sets_expr(n_rows, keys.len() - n_rows);
+    let group = if keys.is_empty() {
+        Vec::new()
+    } else {
+        vec![grouping_sets_expr(n_rows, keys.len() - n_rows)]
+    };
     for i in 0..keys.len() {
         agg_exprs.push(grouping(ident(key(i))).alias(level(i)));
     }
-    let df = df.aggregate(vec![group], agg_exprs)?;
+    let df = df.aggregate(group, agg_exprs)?;
     let mut df = with_formulas(df, keys.len(), aggs.len(), &formulas)?;
     if !compares.is_empty() {
         df = with_comparisons(df, keys.len(), &compares)?;
@@ -260,6 +272,10 @@ pub(crate) fn summary_answer(
     let mut totals = None;
     let total = levels.detail_rows;
     for row in levels.rows {
+        if n_keys == 0 {
+            // No groupings: the one row is the total too.
+            totals = Some(row.values[..n_values].to_vec());
+        }
         if row.grouped == n_keys {
             let mut r = row.keys;
             r.extend(row.values);

@@ -59,6 +59,25 @@ pub struct ReportSpec {
     pub limit: Option<usize>,
 }
 
+impl ReportSpec {
+    /// The spec with `extra` ANDed to its filters (and its filter logic): a saved report's
+    /// runtime filters, a dashboard's global filters.
+    pub fn with_filters(mut self, extra: Vec<Filter>) -> Self {
+        if extra.is_empty() {
+            return self;
+        }
+        let first = self.filters.len() + 1;
+        let added: Vec<String> = (first..first + extra.len())
+            .map(|n| n.to_string())
+            .collect();
+        if let Some(logic) = self.filter_logic.take().filter(|l| !l.trim().is_empty()) {
+            self.filter_logic = Some(format!("({logic}) AND {}", added.join(" AND ")));
+        }
+        self.filters.extend(extra);
+        self
+    }
+}
+
 /// A summary formula: arithmetic over a group's aggregates, e.g. `won_amount / sum_amount *
 /// 100`, in the formula language of formula fields (`IF`, `ROUND`, `COALESCE`, …).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! A workspace's lake as a DataFusion catalog: schema `crm`, one table per object, opened
 //! lazily from its Delta table the first time a query names it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -192,6 +192,28 @@ impl QueryConfig {
         }
     }
 
+    /// The newest Delta version of each table (paths as [`WorkspaceSession::read_versions`]
+    /// gives them; `None` where nothing was written yet). Reads only each log's commits made
+    /// since the table was last opened.
+    pub async fn current_versions<'p>(
+        &self,
+        paths: impl IntoIterator<Item = &'p String>,
+    ) -> Result<BTreeMap<String, Option<u64>>, QueryError> {
+        let mut out = BTreeMap::new();
+        for path in paths {
+            let url = self.lake_root.join(path).map_err(|e| {
+                QueryError::Lake(DeltaTableError::InvalidTableLocation(e.to_string()))
+            })?;
+            let version = self
+                .tables
+                .latest(url)
+                .await?
+                .and_then(|(t, _)| t.version());
+            out.insert(path.clone(), version);
+        }
+        Ok(out)
+    }
+
     /// Keeps at most `bytes` of decoded columns in memory (0: none, every scan reads files).
     pub fn with_column_cache(mut self, bytes: usize) -> Self {
         self.columns = (bytes > 0).then(|| Arc::new(ColumnCache::new(bytes)));
@@ -300,6 +322,7 @@ impl WorkspaceSession {
                 .filter(|_| keyed)
                 .map(|c| Arc::clone(c.keys())),
             opened: Mutex::default(),
+            versions: Mutex::default(),
         });
         let catalog = MemoryCatalogProvider::new();
         catalog.register_schema(SCHEMA, Arc::clone(&tables) as Arc<dyn SchemaProvider>)?;
@@ -364,6 +387,17 @@ impl WorkspaceSession {
         self.tables.keys.as_ref()
     }
 
+    /// The tables this session has read, by their path under the lake root, with the Delta
+    /// version each was read at (`None`: no change had reached it). An answer computed from
+    /// these versions is still current while [`QueryConfig::current_versions`] says the same.
+    pub fn read_versions(&self) -> BTreeMap<String, Option<u64>> {
+        self.tables
+            .versions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// The lowest commit LSN applied to the tables this session has read: every answer it
     /// gave reflects at least the changes up to there. `None` before any table is read, or
     /// when a table read has no ingested change yet.
@@ -392,6 +426,9 @@ struct LakeSchema {
     keys: Option<Arc<KeyInterner>>,
     /// Tables opened so far and the LSN ingest had applied to each.
     opened: Mutex<HashMap<String, Option<u64>>>,
+    /// Tables opened so far: their path under the lake root and the Delta version read
+    /// (`None` for a table with no change yet).
+    versions: Mutex<BTreeMap<String, Option<u64>>>,
 }
 
 impl LakeSchema {
@@ -417,6 +454,7 @@ impl LakeSchema {
         let Some((table, applied)) = found else {
             // No change reached the lake yet: an empty table of the right shape.
             self.record(object, None);
+            self.record_version(&path, None);
             let empty = Arc::new(MemTable::try_new(Arc::clone(&wanted), vec![vec![]])?);
             return Ok(Arc::new(catalog_view(
                 &object.api_name,
@@ -426,6 +464,7 @@ impl LakeSchema {
             )?));
         };
         self.record(object, applied);
+        self.record_version(&path, table.version());
         let mut provider: Arc<dyn TableProvider> = table
             .table_provider()
             .with_session(Arc::clone(&self.scan))
@@ -439,6 +478,11 @@ impl LakeSchema {
             &wanted,
             keys,
         )?))
+    }
+
+    fn record_version(&self, path: &str, version: Option<deltalake::kernel::Version>) {
+        let mut versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        versions.insert(path.to_string(), version);
     }
 
     fn record(&self, object: &ObjectDef, lsn: Option<u64>) {

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use oneo_catalog::Issues;
-use oneo_query::{Filter, ReportKind, ReportResult, ReportSpec};
+use oneo_query::{Filter, ReportKind, ReportResult};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -197,22 +197,6 @@ pub struct RunSaved {
     as_of: Option<DateTime<Utc>>,
 }
 
-/// The saved spec with the run's filters added.
-fn with_runtime_filters(mut spec: ReportSpec, extra: Vec<Filter>) -> ReportSpec {
-    if extra.is_empty() {
-        return spec;
-    }
-    let first = spec.filters.len() + 1;
-    let added: Vec<String> = (first..first + extra.len())
-        .map(|n| n.to_string())
-        .collect();
-    if let Some(logic) = spec.filter_logic.take().filter(|l| !l.trim().is_empty()) {
-        spec.filter_logic = Some(format!("({logic}) AND {}", added.join(" AND ")));
-    }
-    spec.filters.extend(extra);
-    spec
-}
-
 async fn run_saved(
     state: &AppState,
     caller: &Caller,
@@ -220,7 +204,7 @@ async fn run_saved(
     run: RunSaved,
 ) -> Result<ReportResult> {
     let report = load(state, caller, id).await?;
-    let spec = with_runtime_filters(parse_spec(report.spec)?, run.filters);
+    let spec = parse_spec(report.spec)?.with_filters(run.filters);
     let consistency = Consistency {
         min_lsn: run.min_lsn,
         wait_ms: run.wait_ms,
