@@ -13,6 +13,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod dashboards;
 pub mod db;
 pub mod error;
 pub mod export;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub ingest: Option<oneo_ingest::IngestHandle>,
     /// Where reports and SQL read the lake, when this server has one.
     pub lake: Option<std::sync::Arc<oneo_query::QueryConfig>>,
+    /// Dashboards' materializations, beside the lake.
+    pub dashboards: Option<std::sync::Arc<dashboards::DashboardService>>,
 }
 
 /// The REST server, bound and ready to serve.
@@ -87,6 +90,7 @@ impl Application {
                 pool,
                 ingest: None,
                 lake: None,
+                dashboards: None,
             },
             http: http.clone(),
         })
@@ -108,7 +112,25 @@ impl Application {
 
     /// Answers reports and SQL from this lake.
     pub fn with_lake(mut self, cfg: oneo_query::QueryConfig) -> Self {
+        match dashboards::DashboardService::new(&cfg.lake_root) {
+            Ok(d) => self.state.dashboards = Some(std::sync::Arc::new(d)),
+            Err(e) => tracing::warn!(error = %e, "dashboards are off: their store can't open"),
+        }
         self.state.lake = Some(std::sync::Arc::new(cfg));
+        self
+    }
+
+    /// Tunes how dashboards refresh (tests shorten the waits).
+    pub fn with_dashboard_timing(
+        mut self,
+        debounce: std::time::Duration,
+        min_interval: std::time::Duration,
+    ) -> Self {
+        // Before serving, the state is not shared yet, so the service is ours to change.
+        if let Some(d) = self.state.dashboards.as_mut().and_then(std::sync::Arc::get_mut) {
+            d.debounce = debounce;
+            d.min_interval = min_interval;
+        }
         self
     }
 
@@ -125,6 +147,7 @@ impl Application {
     /// finish, and closes the pool.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let pool = self.state.pool.clone();
+        tokio::spawn(dashboards::run_refresher(self.state.clone(), shutdown.clone()));
         let router =
             routes::app(self.state).layer(tower_http::timeout::TimeoutLayer::with_status_code(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,

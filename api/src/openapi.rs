@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{health, ingest, keys, objects, records, reports, saved, workspace};
+use crate::routes::{dashboards, health, ingest, keys, objects, records, reports, saved, workspace};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,8 @@ use crate::routes::{health, ingest, keys, objects, records, reports, saved, work
         reports::run, reports::sql,
         saved::list, saved::create, saved::get, saved::replace, saved::delete, saved::run, saved::export,
         workspace::get, workspace::update,
+        dashboards::list, dashboards::create, dashboards::get, dashboards::replace, dashboards::delete,
+        dashboards::data, dashboards::refresh, dashboards::export,
     ),
     modifiers(&BearerKey)
 )]

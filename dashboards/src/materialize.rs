@@ -14,6 +14,7 @@ use oneo_query::{
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::error::DashboardError;
@@ -55,7 +56,15 @@ pub async fn compute(
 ) -> Result<Materialized, DashboardError> {
     let w = &resolved.widget;
     let span = tracing::info_span!("widget", key = %w.key, object = %resolved.spec.object);
-    let _enter = span.enter();
+    compute_in(cx, resolved, extra).instrument(span).await
+}
+
+async fn compute_in(
+    cx: Context<'_>,
+    resolved: &ResolvedWidget,
+    extra: Vec<Filter>,
+) -> Result<Materialized, DashboardError> {
+    let w = &resolved.widget;
     let session = WorkspaceSession::new(cx.config, cx.schema.clone()).map_err(|source| {
         DashboardError::Widget {
             widget: w.key.clone(),

@@ -145,7 +145,9 @@ pub(crate) async fn grouped(
         df = with_comparisons(df, keys.len(), &compares)?;
     }
     let df = with_ids(df, &keys, session)?;
-    let batches = collect(session, df.sort(order)?).await?;
+    // Without groupings there is one row and nothing to order by.
+    let df = if order.is_empty() { df } else { df.sort(order)? };
+    let batches = collect(session, df).await?;
     let n_values = aggs.len() + formulas.compiled.len();
     // A summary turns only the rows it shows into JSON; a matrix places every cell.
     let shown = (!matrix).then_some(limit);

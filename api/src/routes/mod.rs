@@ -1,3 +1,4 @@
+pub(crate) mod dashboards;
 pub(crate) mod health;
 pub(crate) mod ingest;
 pub(crate) mod keys;
@@ -55,6 +56,16 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/reports/{id}/run", post(saved::run))
         .route("/v1/reports/{id}/export", get(saved::export))
         .route("/v1/sql", post(reports::sql))
+        .route("/v1/dashboards", get(dashboards::list).post(dashboards::create))
+        .route(
+            "/v1/dashboards/{id}",
+            get(dashboards::get)
+                .put(dashboards::replace)
+                .delete(dashboards::delete),
+        )
+        .route("/v1/dashboards/{id}/data", get(dashboards::data))
+        .route("/v1/dashboards/{id}/refresh", post(dashboards::refresh))
+        .route("/v1/dashboards/{id}/export", get(dashboards::export))
         .route(
             "/v1/workspace",
             get(workspace::get).patch(workspace::update),
@@ -72,6 +83,9 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(health::openapi))
+        // The page authenticates by its own cookie, not the bearer header.
+        .route("/dashboards/{id}", get(dashboards::page))
+        .route("/dashboards/{id}/export.pdf", get(dashboards::page_pdf))
         .merge(v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

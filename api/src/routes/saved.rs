@@ -235,7 +235,7 @@ pub async fn run(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ExportParams {
-    /// `csv` or `xlsx` (PDF comes with dashboards).
+    /// `csv`, `xlsx` or `pdf`.
     format: String,
 }
 
@@ -243,7 +243,7 @@ const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.
 
 #[utoipa::path(get, path = "/v1/reports/{id}/export", tag = "reports", security(("api_key" = [])),
     params(("id" = Uuid, Path), ExportParams),
-    responses((status = 200, description = "`csv`: a header row of column names, then the rows (a matrix as one row per cell). `xlsx`: typed cells (numbers, dates, booleans); a summary's subtotals and total in bold below its rows; a matrix as a pivot with row and column totals", content_type = "text/csv", body = String),
+    responses((status = 200, description = "`csv`: a header row of column names, then the rows (a matrix as one row per cell). `xlsx`: typed cells (numbers, dates, booleans); a summary's subtotals and total in bold below its rows; a matrix as a pivot with row and column totals. `pdf`: the title, the table and its totals on A4 pages", content_type = "text/csv", body = String),
               (status = 400, description = "an unknown format"), (status = 404)))]
 pub async fn export(
     State(state): State<AppState>,
@@ -251,11 +251,11 @@ pub async fn export(
     Path(id): Path<Uuid>,
     ApiQuery(params): ApiQuery<ExportParams>,
 ) -> Result<Response> {
-    if !matches!(params.format.as_str(), "csv" | "xlsx") {
+    if !matches!(params.format.as_str(), "csv" | "xlsx" | "pdf") {
         return Err(ApiError::Validation(Issues::one(
             "format",
             format!(
-                "`{}` is not an export format here; use csv or xlsx",
+                "`{}` is not an export format here; use csv, xlsx or pdf",
                 params.format
             ),
         )));
@@ -279,7 +279,9 @@ pub async fn export(
             .into_response());
     }
     let result = run_saved(&state, &caller, id, RunSaved::default()).await?;
-    let (body, content_type) = if params.format == "xlsx" {
+    let (body, content_type) = if params.format == "pdf" {
+        (report_pdf(&report.name, &result)?, "application/pdf")
+    } else if params.format == "xlsx" {
         let groupings = report.spec["groupings"].as_array().map_or(0, Vec::len);
         let body = export::to_xlsx(&result, groupings)
             .map_err(|e| ApiError::Query(format!("XLSX: {e}")))?;
@@ -300,7 +302,7 @@ pub async fn export(
 }
 
 /// A report's name as a safe file name.
-fn file_name(name: &str) -> String {
+pub(crate) fn file_name(name: &str) -> String {
     let s: String = name
         .chars()
         .map(|c| {
@@ -312,4 +314,20 @@ fn file_name(name: &str) -> String {
         })
         .collect();
     if s.is_empty() { "report".into() } else { s }
+}
+
+/// A report's answer as a PDF: its title, when it was computed, its table and totals.
+fn report_pdf(name: &str, result: &ReportResult) -> Result<Vec<u8>> {
+    let answer = serde_json::json!({"result": result});
+    let lsn = result.freshness.lsn.as_deref().unwrap_or("none yet");
+    let widget = oneo_dashboards::PdfWidget {
+        title: name,
+        kind: oneo_dashboards::WidgetKind::Report,
+        chart: None,
+        answer: &answer,
+        footnote: format!("{} rows - LSN {lsn}", result.total),
+    };
+    let subtitle = format!("Report - generated {}", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
+    oneo_dashboards::render_pdf(name, &subtitle, &[widget], oneo_dashboards::PaperSize::A4)
+        .map_err(crate::dashboards::dashboard_error)
 }

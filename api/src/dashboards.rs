@@ -1,0 +1,225 @@
+//! Dashboards in the server: their rows in PostgreSQL, their widgets resolved to report
+//! specs, and the background refresher that keeps materializations current as ingest
+//! commits.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use oneo_catalog::{Issue, Issues};
+use oneo_dashboards::{
+    Context, DashboardError, DashboardSpec, MaterializationStore, RefreshPolicy, ResolvedWidget,
+    WidgetState,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::{ApiError, Result};
+use crate::routes::reports::{parse_spec, query_error, workspace_schema};
+
+/// How materializations are kept: where, and how often they may be recomputed.
+#[derive(Debug)]
+pub struct DashboardService {
+    pub store: MaterializationStore,
+    /// Quiet time after an ingest commit before a refresh runs (more commits reset it).
+    pub debounce: Duration,
+    /// The least time between two refreshes of one widget.
+    pub min_interval: Duration,
+    /// A refresh also runs this often without commits (time-relative widgets: "this month").
+    pub interval: Duration,
+}
+
+impl DashboardService {
+    pub fn new(lake_root: &url::Url) -> std::result::Result<Self, DashboardError> {
+        Ok(Self {
+            store: MaterializationStore::new(lake_root)?,
+            debounce: Duration::from_millis(500),
+            min_interval: Duration::from_secs(2),
+            interval: Duration::from_secs(300),
+        })
+    }
+}
+
+pub(crate) fn service(state: &AppState) -> Result<&Arc<DashboardService>> {
+    state.dashboards.as_ref().ok_or_else(|| {
+        ApiError::Unavailable("this server has no lake configured, so it has no dashboards".into())
+    })
+}
+
+pub(crate) fn dashboard_error(e: DashboardError) -> ApiError {
+    match e {
+        DashboardError::Invalid(issues) => ApiError::Validation(issues),
+        DashboardError::Widget { widget, source } => match query_error(source) {
+            ApiError::Validation(Issues(list)) => ApiError::Validation(Issues(
+                list.into_iter()
+                    .map(|i| Issue::new(format!("widgets[{widget}].report.{}", i.field), i.reason))
+                    .collect(),
+            )),
+            other => other,
+        },
+        DashboardError::Query(q) => query_error(q),
+        other => ApiError::Query(other.to_string()),
+    }
+}
+
+/// The spec's widgets with saved reports replaced by their specs (in `workspace` only).
+pub(crate) async fn resolve(
+    state: &AppState,
+    workspace: Uuid,
+    spec: &DashboardSpec,
+) -> Result<Vec<ResolvedWidget>> {
+    let mut out = Vec::with_capacity(spec.widgets.len());
+    for (i, w) in spec.widgets.iter().enumerate() {
+        let report = match (&w.report, w.saved_report) {
+            (Some(r), _) => r.clone(),
+            (None, Some(id)) => {
+                let saved: Option<(sqlx::types::Json<serde_json::Value>,)> = sqlx::query_as(
+                    "SELECT spec FROM oneo.reports WHERE id = $1 AND workspace_id = $2",
+                )
+                .bind(id)
+                .bind(workspace)
+                .fetch_optional(&state.pool)
+                .await?;
+                let Some((json,)) = saved else {
+                    return Err(ApiError::Validation(Issues::one(
+                        format!("widgets[{i}].saved_report"),
+                        format!("there is no report {id} in this workspace"),
+                    )));
+                };
+                let spec = parse_spec(json.0)?;
+                oneo_dashboards::check_resolved(w, &spec, i).map_err(ApiError::Validation)?;
+                spec
+            }
+            (None, None) => {
+                return Err(ApiError::Validation(Issues::one(
+                    format!("widgets[{i}].report"),
+                    "name a `report` spec or a `saved_report` id",
+                )));
+            }
+        };
+        out.push(ResolvedWidget {
+            widget: w.clone(),
+            spec: report,
+        });
+    }
+    Ok(out)
+}
+
+/// What the widgets of `workspace` read from, at this moment.
+pub(crate) struct Reading {
+    pub config: Arc<oneo_query::QueryConfig>,
+    pub schema: oneo_query::WorkspaceSchema,
+    pub dates: oneo_query::DateContext,
+}
+
+impl Reading {
+    pub async fn open(state: &AppState, workspace: Uuid) -> Result<Self> {
+        let (config, schema) = workspace_schema(state, workspace).await?;
+        let dates =
+            crate::routes::workspace::date_context(state, workspace, chrono::Utc::now()).await?;
+        Ok(Self {
+            config,
+            schema,
+            dates,
+        })
+    }
+
+    pub fn context(&self) -> Context<'_> {
+        Context {
+            config: &self.config,
+            schema: &self.schema,
+            dates: &self.dates,
+        }
+    }
+}
+
+/// Brings one dashboard's materializations up to date as the service's policy allows.
+pub(crate) async fn refresh_one(
+    state: &AppState,
+    workspace: Uuid,
+    dashboard: Uuid,
+    spec: &DashboardSpec,
+    force: bool,
+) -> Result<Vec<WidgetState>> {
+    let service = service(state)?;
+    let widgets = resolve(state, workspace, spec).await?;
+    let reading = Reading::open(state, workspace).await?;
+    let policy = RefreshPolicy {
+        min_interval: if force { Duration::ZERO } else { service.min_interval },
+        force,
+    };
+    oneo_dashboards::refresh(reading.context(), &service.store, dashboard, &widgets, policy)
+        .await
+        .map_err(dashboard_error)
+}
+
+/// Refreshes every dashboard of every workspace; a dashboard that fails is logged and the
+/// rest go on.
+async fn refresh_all(state: &AppState) -> Result<usize> {
+    let rows: Vec<(Uuid, Uuid, sqlx::types::Json<serde_json::Value>)> =
+        sqlx::query_as("SELECT id, workspace_id, spec FROM oneo.dashboards ORDER BY workspace_id, id")
+            .fetch_all(&state.pool)
+            .await?;
+    let mut recomputed = 0;
+    for (id, workspace, spec) in rows {
+        let Ok(spec) = serde_json::from_value::<DashboardSpec>(spec.0) else {
+            tracing::warn!(dashboard = %id, "a stored dashboard spec no longer parses");
+            continue;
+        };
+        match refresh_one(state, workspace, id, &spec, false).await {
+            Ok(states) => recomputed += states.iter().filter(|s| s.recomputed).count(),
+            Err(e) => tracing::warn!(dashboard = %id, error = %e, "dashboard refresh failed"),
+        }
+    }
+    Ok(recomputed)
+}
+
+/// Runs until `stop`: after ingest acknowledges new commits and `debounce` passes without
+/// more, or every `interval`, refreshes every dashboard (stale widgets only).
+pub(crate) async fn run_refresher(state: AppState, stop: CancellationToken) {
+    let Some(service) = state.dashboards.clone() else {
+        return;
+    };
+    let acknowledged = || state.ingest.as_ref().and_then(|i| i.status.acknowledged());
+    let mut seen = acknowledged();
+    let mut changed_at: Option<tokio::time::Instant> = None;
+    let mut last_run = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        let now = tokio::time::Instant::now();
+        let ack = acknowledged();
+        if ack != seen {
+            seen = ack;
+            changed_at = Some(now);
+        }
+        let settled = changed_at.is_some_and(|t| now - t >= service.debounce);
+        let due = now - last_run >= service.interval;
+        if !(settled || due) || now - last_run < service.min_interval {
+            continue;
+        }
+        changed_at = None;
+        last_run = now;
+        let run = refresh_all(&state).instrument(tracing::info_span!("dashboard_refresh"));
+        match run.await {
+            Ok(n) if n > 0 => tracing::info!(recomputed = n, "dashboards refreshed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "dashboard refresh failed"),
+        }
+    }
+}
+
+/// The chosen global filter values from query parameters `f.<field>=value`.
+pub(crate) fn chosen_filters(params: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    params
+        .iter()
+        .filter_map(|(k, v)| {
+            let field = k.strip_prefix("f.")?;
+            (!v.trim().is_empty()).then(|| (field.to_string(), v.clone()))
+        })
+        .collect()
+}

@@ -1,0 +1,444 @@
+//! `/v1/dashboards` (list, create), `/v1/dashboards/{id}` (get, replace, delete),
+//! `/v1/dashboards/{id}/data` (materialized answers; live with global filters),
+//! `/v1/dashboards/{id}/refresh`, `/v1/dashboards/{id}/export?format=pdf` and the page
+//! `/dashboards/{id}`.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use oneo_catalog::{FieldType, Issues};
+use oneo_dashboards::{
+    DashboardSpec, FilterControl, Page, PageWidget, PaperSize, PdfWidget, WidgetState, layout,
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::{Caller, Role};
+use crate::dashboards::{
+    Reading, chosen_filters, dashboard_error, refresh_one, resolve, service,
+};
+use crate::error::{ApiError, ApiJson, Result};
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Dashboard {
+    id: Uuid,
+    name: String,
+    #[schema(value_type = Object)]
+    spec: Value,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+type Row = (Uuid, String, sqlx::types::Json<Value>, DateTime<Utc>, DateTime<Utc>);
+
+fn dashboard((id, name, spec, created_at, updated_at): Row) -> Dashboard {
+    Dashboard { id, name, spec: spec.0, created_at, updated_at }
+}
+
+fn parse(body: Value) -> Result<DashboardSpec> {
+    let spec: DashboardSpec = serde_json::from_value(body)
+        .map_err(|e| ApiError::Validation(Issues::one("spec", e.to_string())))?;
+    spec.validate().map_err(ApiError::Validation)?;
+    Ok(spec)
+}
+
+/// Every widget must run: a widget whose report is wrong is refused with its error.
+fn check_states(spec: &DashboardSpec, states: &[WidgetState]) -> Result<()> {
+    let issues: Vec<oneo_catalog::Issue> = spec
+        .widgets
+        .iter()
+        .zip(states)
+        .enumerate()
+        .filter_map(|(i, (_, s))| {
+            let e = s.materialized.answer["error"].as_str()?;
+            Some(oneo_catalog::Issue::new(format!("widgets[{i}].report"), e))
+        })
+        .collect();
+    if issues.is_empty() { Ok(()) } else { Err(ApiError::Validation(Issues(issues))) }
+}
+
+#[utoipa::path(get, path = "/v1/dashboards", tag = "dashboards", security(("api_key" = [])),
+    responses((status = 200, body = [Dashboard])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Vec<Dashboard>>> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, name, spec, created_at, updated_at FROM oneo.dashboards
+          WHERE workspace_id = $1 ORDER BY created_at DESC, id",
+    )
+    .bind(caller.workspace_id)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(rows.into_iter().map(dashboard).collect()))
+}
+
+#[utoipa::path(post, path = "/v1/dashboards", tag = "dashboards", security(("api_key" = [])),
+    request_body(content = Object, description = "`name`, `widgets` (each `key`, `title`, `type`: metric|chart|report, `chart`, `report` or `saved_report`, `compare`, `position`), `filters`"),
+    responses((status = 201, body = Dashboard), (status = 400, description = "`details` names each offending part")))]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<(StatusCode, Json<Dashboard>)> {
+    caller.require(Role::Analyst, "create dashboards")?;
+    let spec = parse(body)?;
+    let id = Uuid::now_v7();
+    // Materialized before it is saved: a widget that can't run is refused, and the first
+    // open runs no query.
+    let states = refresh_one(&state, caller.workspace_id, id, &spec, true).await?;
+    if let Err(e) = check_states(&spec, &states) {
+        service(&state)?.store.remove(caller.workspace_id, id).await.ok();
+        return Err(e);
+    }
+    let row: Row = sqlx::query_as(
+        "INSERT INTO oneo.dashboards (id, workspace_id, name, spec) VALUES ($1, $2, $3, $4)
+         RETURNING id, name, spec, created_at, updated_at",
+    )
+    .bind(id)
+    .bind(caller.workspace_id)
+    .bind(spec.name.trim())
+    .bind(sqlx::types::Json(&spec))
+    .fetch_one(&state.pool)
+    .await?;
+    Ok((StatusCode::CREATED, Json(dashboard(row))))
+}
+
+async fn load(state: &AppState, workspace: Uuid, id: Uuid) -> Result<(Dashboard, DashboardSpec)> {
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, name, spec, created_at, updated_at FROM oneo.dashboards
+          WHERE id = $1 AND workspace_id = $2",
+    )
+    .bind(id)
+    .bind(workspace)
+    .fetch_optional(&state.pool)
+    .await?;
+    let d = row
+        .map(dashboard)
+        .ok_or_else(|| ApiError::NotFound(format!("there is no dashboard {id} in this workspace")))?;
+    let spec = serde_json::from_value(d.spec.clone())
+        .map_err(|e| ApiError::Query(format!("the stored dashboard no longer parses: {e}")))?;
+    Ok((d, spec))
+}
+
+#[utoipa::path(get, path = "/v1/dashboards/{id}", tag = "dashboards", security(("api_key" = [])),
+    params(("id" = Uuid, Path)), responses((status = 200, body = Dashboard), (status = 404)))]
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Dashboard>> {
+    Ok(Json(load(&state, caller.workspace_id, id).await?.0))
+}
+
+#[utoipa::path(put, path = "/v1/dashboards/{id}", tag = "dashboards", security(("api_key" = [])),
+    params(("id" = Uuid, Path)), request_body = Object,
+    responses((status = 200, body = Dashboard), (status = 400), (status = 404)))]
+pub async fn replace(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<Uuid>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Dashboard>> {
+    caller.require(Role::Analyst, "change dashboards")?;
+    load(&state, caller.workspace_id, id).await?;
+    let spec = parse(body)?;
+    // Widgets whose definition is unchanged keep their answers (same fingerprint).
+    let states = refresh_one(&state, caller.workspace_id, id, &spec, false).await?;
+    check_states(&spec, &states)?;
+    let row: Row = sqlx::query_as(
+        "UPDATE oneo.dashboards SET name = $3, spec = $4, updated_at = now()
+          WHERE id = $1 AND workspace_id = $2 RETURNING id, name, spec, created_at, updated_at",
+    )
+    .bind(id)
+    .bind(caller.workspace_id)
+    .bind(spec.name.trim())
+    .bind(sqlx::types::Json(&spec))
+    .fetch_one(&state.pool)
+    .await?;
+    Ok(Json(dashboard(row)))
+}
+
+#[utoipa::path(delete, path = "/v1/dashboards/{id}", tag = "dashboards", security(("api_key" = [])),
+    params(("id" = Uuid, Path)), responses((status = 204), (status = 404)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode> {
+    caller.require(Role::Analyst, "delete dashboards")?;
+    let gone = sqlx::query("DELETE FROM oneo.dashboards WHERE id = $1 AND workspace_id = $2")
+        .bind(id)
+        .bind(caller.workspace_id)
+        .execute(&state.pool)
+        .await?
+        .rows_affected();
+    if gone == 0 {
+        return Err(ApiError::NotFound(format!("there is no dashboard {id} in this workspace")));
+    }
+    if let Ok(s) = service(&state) {
+        s.store.remove(caller.workspace_id, id).await.map_err(dashboard_error)?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The widgets' states: materialized (recomputing only stale ones the policy allows), or
+/// live when global filter values are chosen.
+async fn states(
+    state: &AppState,
+    workspace: Uuid,
+    id: Uuid,
+    spec: &DashboardSpec,
+    chosen: &BTreeMap<String, String>,
+) -> Result<Vec<WidgetState>> {
+    if chosen.is_empty() {
+        return refresh_one(state, workspace, id, spec, false).await;
+    }
+    for field in chosen.keys() {
+        if !spec.filters.iter().any(|f| &f.field == field) {
+            let declared: Vec<&str> = spec.filters.iter().map(|f| f.field.as_str()).collect();
+            return Err(ApiError::Validation(Issues::one(
+                format!("f.{field}"),
+                format!("this dashboard has no filter on `{field}` (it has: {})", declared.join(", ")),
+            )));
+        }
+    }
+    let widgets = resolve(state, workspace, spec).await?;
+    let reading = Reading::open(state, workspace).await?;
+    oneo_dashboards::live(reading.context(), &widgets, &spec.filters, chosen)
+        .await
+        .map_err(dashboard_error)
+}
+
+fn lag_ms(state: &AppState) -> Option<u64> {
+    state.ingest.as_ref().and_then(|i| i.status.lag_ms())
+}
+
+fn data_json(state: &AppState, d: &Dashboard, spec: &DashboardSpec, states: &[WidgetState]) -> Value {
+    let positions = layout(&spec.widgets);
+    let lag = lag_ms(state);
+    let widgets: Vec<Value> = spec
+        .widgets
+        .iter()
+        .zip(states)
+        .zip(positions)
+        .map(|((w, s), p)| {
+            let m = &s.materialized;
+            json!({
+                "key": w.key, "title": w.title, "type": w.kind, "chart": w.chart, "position": p,
+                "answer": m.answer,
+                "computed_at": m.computed_at,
+                "current": s.current,
+                "recomputed": s.recomputed,
+                "freshness": {"lsn": m.lsn, "lag_ms": if s.current { lag } else { None }},
+            })
+        })
+        .collect();
+    json!({"id": d.id, "name": d.name, "widgets": widgets})
+}
+
+#[utoipa::path(get, path = "/v1/dashboards/{id}/data", tag = "dashboards", security(("api_key" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "each widget's answer, `computed_at`, `current` (no table it read changed since) and `freshness`; `f.<field>=value` parameters apply global filters and run live", body = Object), (status = 404)))]
+pub async fn data(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<Uuid>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Result<Json<Value>> {
+    let (d, spec) = load(&state, caller.workspace_id, id).await?;
+    let chosen = chosen_filters(&params);
+    let states = states(&state, caller.workspace_id, id, &spec, &chosen).await?;
+    Ok(Json(data_json(&state, &d, &spec, &states)))
+}
+
+#[utoipa::path(post, path = "/v1/dashboards/{id}/refresh", tag = "dashboards", security(("api_key" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "as `/data`; widgets whose tables changed are recomputed now (`force=true`: every widget)", body = Object), (status = 404)))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<Uuid>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Result<Json<Value>> {
+    let (d, spec) = load(&state, caller.workspace_id, id).await?;
+    let force = params.get("force").is_some_and(|v| v == "true");
+    let mut states = refresh_one(&state, caller.workspace_id, id, &spec, force).await?;
+    if !force && states.iter().any(|s| !s.current) {
+        // Stale but inside the minimum interval: an explicit refresh does not wait for it.
+        states = refresh_one(&state, caller.workspace_id, id, &spec, false).await?;
+    }
+    Ok(Json(data_json(&state, &d, &spec, &states)))
+}
+
+fn footnote(s: &WidgetState) -> String {
+    let m = &s.materialized;
+    format!(
+        "Computed {} - LSN {}{}",
+        m.computed_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        m.lsn.as_deref().unwrap_or("none yet"),
+        if s.current { "" } else { " - tables changed since" }
+    )
+}
+
+/// The dashboard as a PDF document.
+pub(crate) fn pdf_of(spec: &DashboardSpec, states: &[WidgetState], paper: PaperSize) -> Result<Vec<u8>> {
+    let widgets: Vec<PdfWidget<'_>> = spec
+        .widgets
+        .iter()
+        .zip(states)
+        .map(|(w, s)| PdfWidget {
+            title: &w.title,
+            kind: w.kind,
+            chart: w.chart,
+            answer: &s.materialized.answer,
+            footnote: footnote(s),
+        })
+        .collect();
+    let subtitle = format!("Dashboard - generated {}", Utc::now().format("%Y-%m-%d %H:%M UTC"));
+    oneo_dashboards::render_pdf(&spec.name, &subtitle, &widgets, paper).map_err(dashboard_error)
+}
+
+pub(crate) fn paper(params: &BTreeMap<String, String>) -> Result<PaperSize> {
+    match params.get("paper") {
+        None => Ok(PaperSize::A4),
+        Some(p) => PaperSize::parse(p).ok_or_else(|| {
+            ApiError::Validation(Issues::one("paper", format!("`{p}` is not a paper size; use a4 or letter")))
+        }),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/dashboards/{id}/export", tag = "dashboards", security(("api_key" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, description = "`format=pdf` (`paper=a4|letter`): every widget's title, numbers, charts and tables", content_type = "application/pdf", body = Vec<u8>), (status = 400), (status = 404)))]
+pub async fn export(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<Uuid>,
+    Query(params): Query<BTreeMap<String, String>>,
+) -> Result<Response> {
+    let format = params.get("format").map_or("pdf", String::as_str);
+    if format != "pdf" {
+        return Err(ApiError::Validation(Issues::one(
+            "format",
+            format!("`{format}` is not a dashboard export format here; use pdf (a widget's report exports as csv or xlsx through /v1/reports)"),
+        )));
+    }
+    let paper = paper(&params)?;
+    let (_, spec) = load(&state, caller.workspace_id, id).await?;
+    let chosen = chosen_filters(&params);
+    let states = states(&state, caller.workspace_id, id, &spec, &chosen).await?;
+    let body = pdf_of(&spec, &states, paper)?;
+    let name = crate::routes::saved::file_name(&spec.name);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}.pdf\"")),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+const COOKIE: &str = "oneo_key";
+
+fn cookie_key(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// `GET /dashboards/{id}`: the page. `?key=<api key>` is exchanged for an HttpOnly cookie
+/// and a redirect, so the key leaves the address bar and the history.
+pub async fn page(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Query(params): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    if let Some(key) = params.get("key") {
+        crate::auth::caller_for_key(&state.pool, key).await?;
+        let rest: Vec<(String, String)> = params
+            .iter()
+            .filter(|(k, _)| k.as_str() != "key")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let query = serde_urlencoded_pairs(&rest);
+        let to = if query.is_empty() { format!("/dashboards/{id}") } else { format!("/dashboards/{id}?{query}") };
+        let cookie = format!("{COOKIE}={key}; HttpOnly; SameSite=Strict; Path=/dashboards");
+        return Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&to)).into_response());
+    }
+    let key = cookie_key(&headers).ok_or_else(|| {
+        ApiError::Unauthenticated("open the dashboard with ?key=<API key> once; the page keeps it in a cookie".into())
+    })?;
+    let caller = crate::auth::caller_for_key(&state.pool, &key).await?;
+    let (d, spec) = load(&state, caller.workspace_id, id).await?;
+    let chosen = chosen_filters(&params);
+    let states = states(&state, caller.workspace_id, id, &spec, &chosen).await?;
+    let reading_schema = crate::routes::reports::workspace_schema(&state, caller.workspace_id).await?.1;
+    let filters: Vec<FilterControl<'_>> = spec
+        .filters
+        .iter()
+        .map(|f| {
+            let field = spec
+                .widgets
+                .iter()
+                .filter_map(|w| w.report.as_ref().map(|r| r.object.as_str()))
+                .find_map(|o| reading_schema.object(o).and_then(|o| o.field(&f.field)));
+            FilterControl {
+                filter: f,
+                options: field.and_then(|d| d.options.clone()).unwrap_or_default(),
+                is_date: field.is_some_and(|d| matches!(d.field_type, FieldType::Date | FieldType::Datetime)),
+            }
+        })
+        .collect();
+    let positions = layout(&spec.widgets);
+    let widgets = spec
+        .widgets
+        .iter()
+        .zip(&states)
+        .zip(positions)
+        .map(|((w, s), position)| PageWidget { title: &w.title, kind: w.kind, chart: w.chart, position, state: s })
+        .collect();
+    let html = oneo_dashboards::render_page(&Page {
+        name: &d.name,
+        description: spec.description.as_deref(),
+        widgets,
+        filters,
+        chosen: &chosen,
+        lag_ms: lag_ms(&state),
+        exports: vec![("PDF", format!("/dashboards/{id}/export.pdf"))],
+        now: Utc::now(),
+    });
+    Ok(Html(html).into_response())
+}
+
+/// `GET /dashboards/{id}/export.pdf`: the PDF for a viewer of the page (its cookie).
+pub async fn page_pdf(
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+    Query(params): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let key = cookie_key(&headers)
+        .ok_or_else(|| ApiError::Unauthenticated("open the dashboard page first".into()))?;
+    let caller = crate::auth::caller_for_key(&state.pool, &key).await?;
+    export(State(state), Extension(caller), Path(id), Query(params)).await
+}
+
+fn serde_urlencoded_pairs(pairs: &[(String, String)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}

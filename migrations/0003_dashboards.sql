@@ -1,0 +1,11 @@
+-- Dashboards: a spec (widgets, layout, global filters) per row; their materialized answers
+-- live in the lake's object store, not here.
+CREATE TABLE oneo.dashboards (
+    id           uuid PRIMARY KEY,
+    workspace_id uuid NOT NULL REFERENCES oneo.workspaces (id) ON DELETE CASCADE,
+    name         text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    spec         jsonb NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX dashboards_workspace ON oneo.dashboards (workspace_id);

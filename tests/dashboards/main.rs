@@ -1,0 +1,231 @@
+//! Dashboards end to end: the synthetic data set in a real lake, a dashboard materialized
+//! from it, refreshed by ingest commits, opened in headless Chromium and exported as a PDF
+//! read back by `pdftotext`.
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../reports/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
+use std::process::Command;
+use std::time::Duration;
+
+use harness::Env;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn dashboard_spec() -> Value {
+    json!({
+        "name": "Sales overview",
+        "description": "Pipeline and accounts",
+        "filters": [{"field": "owner", "label": "Owner"}, {"field": "close_date", "label": "Close date"}],
+        "widgets": [
+            {"key": "deals", "title": "Open and closed deals", "type": "metric",
+             "report": {"type": "summary", "object": "deal", "aggregates": [{"fn": "count"}]}},
+            {"key": "won", "title": "Won this quarter", "type": "metric",
+             "compare": {"field": "close_date", "period": "quarter"},
+             "report": {"type": "summary", "object": "deal", "aggregates": [{"fn": "sum", "field": "amount"}],
+                        "filters": [{"field": "stage", "op": "equals", "value": "closed_won"}]}},
+            {"key": "stages", "title": "Deals by stage", "type": "chart", "chart": "bar",
+             "report": {"type": "summary", "object": "deal", "groupings": [{"field": "stage"}],
+                        "aggregates": [{"fn": "count"}]}},
+            {"key": "industries", "title": "Companies by industry", "type": "chart", "chart": "donut",
+             "report": {"type": "summary", "object": "company", "groupings": [{"field": "industry"}]}},
+            {"key": "biggest", "title": "Biggest deals", "type": "report",
+             "report": {"type": "tabular", "object": "deal", "columns": ["name", "amount", "stage"],
+                        "sort": [{"by": "amount", "desc": true}], "limit": 10}}
+        ]
+    })
+}
+
+fn widget<'a>(data: &'a Value, key: &str) -> &'a Value {
+    data["widgets"]
+        .as_array()
+        .expect("widgets")
+        .iter()
+        .find(|w| w["key"] == key)
+        .unwrap_or_else(|| panic!("no widget {key} in {data}"))
+}
+
+async fn get_json(env: &Env, path: &str) -> Value {
+    let (status, body) = env.send(Method::GET, path, None).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dashboards_materialize_refresh_render_and_export() {
+    let env = Env::with_data(400).await;
+
+    // Bad definitions are refused with the part named, and nothing is saved.
+    let (status, body) = env
+        .post("/v1/dashboards", &json!({"name": "x", "widgets": [{"key": "a", "title": "A", "type": "chart",
+            "report": {"type": "summary", "object": "deal", "groupings": [{"field": "stage"}]}}]}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["details"][0]["field"], "widgets[0].chart", "{body}");
+    let (status, body) = env
+        .post("/v1/dashboards", &json!({"name": "x", "widgets": [{"key": "a", "title": "A", "type": "metric",
+            "report": {"type": "summary", "object": "deal", "aggregates": [{"fn": "sum", "field": "amout"}]}}]}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["details"][0]["field"].as_str().unwrap_or("").starts_with("widgets[0].report"), "{body}");
+    assert!(body.to_string().contains("amout"), "{body}");
+    let listed = get_json(&env, "/v1/dashboards").await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "a refused dashboard was saved");
+
+    let (status, created) = env.post("/v1/dashboards", &dashboard_spec()).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("id").to_string();
+
+    // Materialized at creation: every widget current, none recomputed by opening.
+    let data = get_json(&env, &format!("/v1/dashboards/{id}/data")).await;
+    let deal_count: i64 = sqlx::query_scalar("SELECT count(*) FROM rel.deal")
+        .fetch_one(&env.pool)
+        .await
+        .expect("count");
+    assert_eq!(widget(&data, "deals")["answer"]["value"], json!(deal_count), "{data}");
+    for w in data["widgets"].as_array().expect("widgets") {
+        assert_eq!(w["current"], true, "{w}");
+        assert_eq!(w["recomputed"], false, "opening recomputed {w}");
+        assert!(w["freshness"]["lsn"].is_string(), "{w}");
+    }
+    let stages = &widget(&data, "stages")["answer"]["result"]["rows"];
+    assert!(stages.as_array().is_some_and(|r| !r.is_empty()), "{stages}");
+    let industries_at = widget(&data, "industries")["computed_at"].clone();
+    let deals_at = widget(&data, "deals")["computed_at"].clone();
+
+    // A write through the API: the refresher (not the next open) recomputes the deal
+    // widgets once ingest has it and the debounce has passed; the company widget stays.
+    let (status, body) = env
+        .post("/v1/records/deal", &json!({"name": "Dashboard deal", "amount": "1000.00", "stage": "prospecting", "owner": "dash-owner"}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    env.wait_for_lake().await;
+    // Nothing opens the dashboard meanwhile: only the refresher can recompute it.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let data = get_json(&env, &format!("/v1/dashboards/{id}/data")).await;
+    assert_eq!(widget(&data, "deals")["recomputed"], false, "the refresher left it to the open: {data}");
+    assert_eq!(widget(&data, "deals")["current"], true, "{data}");
+    let deals_widget = widget(&data, "deals");
+    assert_eq!(deals_widget["answer"]["value"], json!(deal_count + 1), "{data}");
+    assert_ne!(deals_widget["computed_at"], deals_at);
+    assert_eq!(widget(&data, "industries")["computed_at"], industries_at, "an untouched object's widget was recomputed");
+
+    // Global filters run live and apply only where the object has the field.
+    let live = get_json(&env, &format!("/v1/dashboards/{id}/data?f.owner=dash-owner")).await;
+    assert_eq!(widget(&live, "deals")["answer"]["value"], json!(1), "{live}");
+    let companies: i64 = widget(&data, "industries")["answer"]["result"]["totals"][0].as_i64().expect("total");
+    assert_eq!(widget(&live, "industries")["answer"]["result"]["totals"][0], json!(companies));
+    let (status, body) = env.send(Method::GET, &format!("/v1/dashboards/{id}/data?f.stage=x"), None).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("f.stage"), "{body}");
+
+    // Tenants are walls.
+    let other = oneo_api::db::workspace::create_workspace(&env.pool, "Other").await.expect("workspace");
+    let resp = reqwest::Client::new()
+        .get(format!("{}/v1/dashboards/{id}/data", env.base))
+        .bearer_auth(&other.api_key)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 404);
+
+    // The PDF holds every title and the metric's value.
+    let pdf = reqwest::Client::new()
+        .get(format!("{}/v1/dashboards/{id}/export?format=pdf", env.base))
+        .bearer_auth(&env.key)
+        .send()
+        .await
+        .expect("pdf");
+    assert_eq!(pdf.status().as_u16(), 200);
+    let bytes = pdf.bytes().await.expect("bytes");
+    let text = pdftotext(&bytes);
+    for title in ["Sales overview", "Open and closed deals", "Won this quarter", "Deals by stage", "Companies by industry", "Biggest deals"] {
+        assert!(text.contains(title), "the PDF lacks {title}: {text}");
+    }
+    let shown = oneo_dashboards::display_number(&json!(deal_count + 1));
+    assert!(text.contains(&shown), "the PDF lacks the metric value {shown}: {text}");
+
+    // A saved report exports as PDF too, with its title and total.
+    let (status, saved) = env
+        .post("/v1/reports", &json!({"name": "Deals per stage", "spec": {"type": "summary", "object": "deal", "groupings": [{"field": "stage"}]}}))
+        .await;
+    assert_eq!(status, 201, "{saved}");
+    let rid = saved["id"].as_str().expect("id");
+    let pdf = reqwest::Client::new()
+        .get(format!("{}/v1/reports/{rid}/export?format=pdf", env.base))
+        .bearer_auth(&env.key)
+        .send()
+        .await
+        .expect("pdf");
+    let text = pdftotext(&pdf.bytes().await.expect("bytes"));
+    assert!(text.contains("Deals per stage") && text.contains("Total"), "{text}");
+    assert!(text.contains(&shown), "the report PDF lacks the total {shown}: {text}");
+
+    // A real browser: the key is exchanged for a cookie, the page shows each title and the
+    // charts as SVG with their categories.
+    let url = format!("{}/dashboards/{id}?key={}", env.base, env.key);
+    let dom = chromium(&["--dump-dom", &url]);
+    for title in ["Sales overview", "Open and closed deals", "Deals by stage", "Companies by industry", "Biggest deals"] {
+        assert!(dom.contains(title), "the page lacks {title}");
+    }
+    assert!(dom.matches("<svg").count() >= 2, "the page has no charts");
+    assert!(dom.contains("closed_won"), "the charts and tables lack data");
+    assert!(dom.contains("data-computed-at"), "the page does not say how fresh it is");
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    chromium(&["--window-size=1280,1400", &format!("--screenshot={}", shot.display()), &url]);
+    let png = std::fs::read(&shot).expect("screenshot");
+    assert_eq!(&png[1..4], b"PNG");
+    assert!(png.len() > 20_000, "the screenshot looks empty ({} bytes)", png.len());
+
+    // Without the key or its cookie, the page refuses.
+    let resp = reqwest::Client::new()
+        .get(format!("{}/dashboards/{id}", env.base))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(resp.status().as_u16(), 401);
+
+    let (status, _) = env.send(Method::DELETE, &format!("/v1/dashboards/{id}"), None).await;
+    assert_eq!(status, 204);
+    let (status, _) = env.send(Method::GET, &format!("/v1/dashboards/{id}/data"), None).await;
+    assert_eq!(status, 404);
+}
+
+fn pdftotext(pdf: &[u8]) -> String {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("d.pdf");
+    std::fs::write(&path, pdf).expect("write");
+    let out = Command::new("pdftotext")
+        .args(["-layout"])
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (Debian poppler-utils)");
+    assert!(out.status.success(), "pdftotext: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Headless Chromium with a profile of its own; its standard output.
+fn chromium(args: &[&str]) -> String {
+    let profile = tempfile::tempdir().expect("profile");
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .output()
+        .expect("chromium (Debian package chromium)");
+    assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
