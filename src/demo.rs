@@ -166,6 +166,12 @@ pub async fn run(
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     drop(conn);
     let base = format!("http://{}", app.local_addr());
+    eprintln!("materializing the sample dashboard");
+    let spec: serde_json::Value = serde_json::from_str(include_str!("demo_dashboard.json"))?;
+    let dashboard = app
+        .ensure_dashboard(ws_id, spec)
+        .await
+        .map_err(|e| anyhow::anyhow!("the sample dashboard: {e}"))?;
     println!("Oneo demo is running.");
     println!(
         "  workspace: {workspace}{}",
@@ -196,6 +202,10 @@ pub async fn run(
     println!(
         "  e.g.:      python3 -c \"import adbc_driver_flightsql.dbapi as f; c = f.connect('{scheme}://{}', db_kwargs={{'username': 'demo', 'password': '{key}'}}, autocommit=True); cur = c.cursor(); cur.execute('SELECT stage, count(*) FROM crm.deal GROUP BY stage'); print(cur.fetch_arrow_table())\"",
         flight.local_addr()
+    );
+    println!("  dashboard: {base}/dashboards/{dashboard}?key={key}");
+    println!(
+        "             (data: curl -s -H 'Authorization: Bearer {key}' {base}/v1/dashboards/{dashboard}/data; PDF: .../export?format=pdf)"
     );
     println!("Ctrl-C stops it.");
     crate::serve::serve(app, Some(flight), Some(ingest), shutdown).await?;

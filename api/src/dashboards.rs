@@ -51,7 +51,7 @@ pub(crate) fn service(state: &AppState) -> Result<&Arc<DashboardService>> {
 pub(crate) fn dashboard_error(e: DashboardError) -> ApiError {
     match e {
         DashboardError::Invalid(issues) => ApiError::Validation(issues),
-        DashboardError::Widget { widget, source } => match query_error(source) {
+        DashboardError::Widget { widget, source } => match query_error(*source) {
             ApiError::Validation(Issues(list)) => ApiError::Validation(Issues(
                 list.into_iter()
                     .map(|i| Issue::new(format!("widgets[{widget}].report.{}", i.field), i.reason))
@@ -59,7 +59,7 @@ pub(crate) fn dashboard_error(e: DashboardError) -> ApiError {
             )),
             other => other,
         },
-        DashboardError::Query(q) => query_error(q),
+        DashboardError::Query(q) => query_error(*q),
         other => ApiError::Query(other.to_string()),
     }
 }
@@ -147,21 +147,32 @@ pub(crate) async fn refresh_one(
     let widgets = resolve(state, workspace, spec).await?;
     let reading = Reading::open(state, workspace).await?;
     let policy = RefreshPolicy {
-        min_interval: if force { Duration::ZERO } else { service.min_interval },
+        min_interval: if force {
+            Duration::ZERO
+        } else {
+            service.min_interval
+        },
         force,
     };
-    oneo_dashboards::refresh(reading.context(), &service.store, dashboard, &widgets, policy)
-        .await
-        .map_err(dashboard_error)
+    oneo_dashboards::refresh(
+        reading.context(),
+        &service.store,
+        dashboard,
+        &widgets,
+        policy,
+    )
+    .await
+    .map_err(dashboard_error)
 }
 
 /// Refreshes every dashboard of every workspace; a dashboard that fails is logged and the
 /// rest go on.
 async fn refresh_all(state: &AppState) -> Result<usize> {
-    let rows: Vec<(Uuid, Uuid, sqlx::types::Json<serde_json::Value>)> =
-        sqlx::query_as("SELECT id, workspace_id, spec FROM oneo.dashboards ORDER BY workspace_id, id")
-            .fetch_all(&state.pool)
-            .await?;
+    let rows: Vec<(Uuid, Uuid, sqlx::types::Json<serde_json::Value>)> = sqlx::query_as(
+        "SELECT id, workspace_id, spec FROM oneo.dashboards ORDER BY workspace_id, id",
+    )
+    .fetch_all(&state.pool)
+    .await?;
     let mut recomputed = 0;
     for (id, workspace, spec) in rows {
         let Ok(spec) = serde_json::from_value::<DashboardSpec>(spec.0) else {

@@ -120,18 +120,14 @@ impl Application {
         self
     }
 
-    /// Tunes how dashboards refresh (tests shorten the waits).
-    pub fn with_dashboard_timing(
-        mut self,
-        debounce: std::time::Duration,
-        min_interval: std::time::Duration,
-    ) -> Self {
-        // Before serving, the state is not shared yet, so the service is ours to change.
-        if let Some(d) = self.state.dashboards.as_mut().and_then(std::sync::Arc::get_mut) {
-            d.debounce = debounce;
-            d.min_interval = min_interval;
-        }
-        self
+    /// The workspace's dashboard named as `spec` names it, created and materialized if it
+    /// has none (the demo's sample dashboard); its id.
+    pub async fn ensure_dashboard(
+        &self,
+        workspace: uuid::Uuid,
+        spec: serde_json::Value,
+    ) -> Result<uuid::Uuid, error::ApiError> {
+        routes::dashboards::ensure(&self.state, workspace, spec).await
     }
 
     /// The Flight SQL server over the same state (the lake given by [`Self::with_lake`]),
@@ -147,7 +143,10 @@ impl Application {
     /// finish, and closes the pool.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let pool = self.state.pool.clone();
-        tokio::spawn(dashboards::run_refresher(self.state.clone(), shutdown.clone()));
+        tokio::spawn(dashboards::run_refresher(
+            self.state.clone(),
+            shutdown.clone(),
+        ));
         let router =
             routes::app(self.state).layer(tower_http::timeout::TimeoutLayer::with_status_code(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,

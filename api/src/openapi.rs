@@ -3,7 +3,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{dashboards, health, ingest, keys, objects, records, reports, saved, workspace};
+use crate::routes::{
+    dashboards, health, ingest, keys, objects, records, reports, saved, workspace,
+};
 
 #[derive(OpenApi)]
 #[openapi(

@@ -107,6 +107,8 @@ impl ChartData {
                 } else {
                     0.0
                 };
+                // charts-rs defaults to a rose (radius by value); a share is an angle only.
+                c.rose_type = Some(false);
                 c.svg().map_err(render)
             }
             ChartKind::Funnel => {

@@ -11,11 +11,11 @@ pub enum DashboardError {
     Widget {
         widget: String,
         #[source]
-        source: QueryError,
+        source: Box<QueryError>,
     },
     /// Reading the lake's table versions failed.
     #[error("{0}")]
-    Query(#[from] QueryError),
+    Query(Box<QueryError>),
     #[error("the materialization store: {0}")]
     Store(String),
     #[error("Parquet: {0}")]
@@ -24,4 +24,10 @@ pub enum DashboardError {
     Arrow(#[from] datafusion::arrow::error::ArrowError),
     #[error("rendering: {0}")]
     Render(String),
+}
+
+impl From<QueryError> for DashboardError {
+    fn from(e: QueryError) -> Self {
+        Self::Query(Box::new(e))
+    }
 }

@@ -68,8 +68,8 @@ form.filters input,form.filters select{font:inherit;padding:4px 6px;border:1px s
 form.filters button{font:inherit;padding:5px 14px;border:0;border-radius:4px;background:#2563eb;color:#fff}
 main{display:grid;grid-template-columns:repeat(12,1fr);grid-auto-rows:80px;gap:16px;padding:16px 24px}
 .tile{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:12px 14px;display:flex;flex-direction:column;overflow:hidden;min-width:0}
-.tile h2{font-size:15px;margin:0 0 6px}.tile .body{flex:1;min-height:0;overflow:auto}
-.tile svg{width:100%;height:100%}
+.tile h2{font-size:15px;margin:0 0 6px}.tile .body{flex:1;min-height:0;overflow:hidden}.tile .body.table{overflow:auto}
+.tile svg{display:block;width:100%;height:100%}
 .metric .value{font-size:34px;font-weight:600}.up{color:#047857}.down{color:#b91c1c}.cmp{color:#6b7280;font-size:13px}
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{padding:3px 6px;border-bottom:1px solid #f3f4f6;text-align:left}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}tr.total td{font-weight:600;border-top:1px solid #d1d5db}
@@ -161,12 +161,13 @@ fn tile(h: &mut String, w: &PageWidget<'_>) {
     };
     let _ = write!(
         h,
-        "<section class=\"{class}\" style=\"grid-column:{} / span {};grid-row:{} / span {}\"><h2>{}</h2><div class=\"body\">",
+        "<section class=\"{class}\" style=\"grid-column:{} / span {};grid-row:{} / span {}\"><h2>{}</h2><div class=\"body{}\">",
         p.x + 1,
         p.w,
         p.y + 1,
         p.h,
-        esc(w.title)
+        esc(w.title),
+        if is_table(w) { " table" } else { "" }
     );
     let answer = &w.state.materialized.answer;
     if let Some(e) = answer["error"].as_str() {
@@ -194,6 +195,10 @@ fn tile(h: &mut String, w: &PageWidget<'_>) {
         m.computed_at.format("%Y-%m-%d %H:%M:%S UTC"),
         esc(m.lsn.as_deref().unwrap_or("none yet")),
     );
+}
+
+fn is_table(w: &PageWidget<'_>) -> bool {
+    w.kind == WidgetKind::Report || w.chart == Some(ChartKind::Table)
 }
 
 /// A number for people: thousands separated, at most two decimals.

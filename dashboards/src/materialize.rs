@@ -68,7 +68,7 @@ async fn compute_in(
     let session = WorkspaceSession::new(cx.config, cx.schema.clone()).map_err(|source| {
         DashboardError::Widget {
             widget: w.key.clone(),
-            source,
+            source: Box::new(source),
         }
     })?;
     let spec = resolved.spec.clone().with_filters(extra);
@@ -78,7 +78,7 @@ async fn compute_in(
         Err(source) => {
             return Err(DashboardError::Widget {
                 widget: w.key.clone(),
-                source,
+                source: Box::new(source),
             });
         }
     };

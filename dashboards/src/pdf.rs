@@ -48,6 +48,8 @@ pub struct PdfWidget<'a> {
 }
 
 const MARGIN: f32 = 40.0;
+/// A chart's picture on the page, in points.
+const CHART_HEIGHT: f32 = 230.0;
 /// Table rows a block shows before it says how many it left out.
 const MAX_TABLE_ROWS: usize = 200;
 
@@ -66,7 +68,9 @@ pub fn render_pdf(
     w.text(subtitle, 9.0, false);
     w.gap(14.0);
     for widget in widgets {
-        w.ensure(60.0);
+        // A title stays on the page of what it heads: a chart needs room for its picture.
+        let is_chart = widget.kind == WidgetKind::Chart && widget.chart != Some(ChartKind::Table);
+        w.ensure(if is_chart { CHART_HEIGHT + 40.0 } else { 60.0 });
         w.text(widget.title, 13.0, true);
         w.gap(4.0);
         if let Some(e) = widget.answer["error"].as_str() {
@@ -234,7 +238,7 @@ fn chart(
         w.text("No records match.", 9.0, false);
         return Ok(());
     };
-    let (cw, ch) = (w.usable_width(), 230.0);
+    let (cw, ch) = (w.usable_width(), CHART_HEIGHT);
     let png = data.png(kind, cw, ch)?;
     let mut warnings = Vec::new();
     let image = RawImage::decode_from_bytes(&png, &mut warnings).map_err(DashboardError::Render)?;

@@ -146,7 +146,11 @@ pub(crate) async fn grouped(
     }
     let df = with_ids(df, &keys, session)?;
     // Without groupings there is one row and nothing to order by.
-    let df = if order.is_empty() { df } else { df.sort(order)? };
+    let df = if order.is_empty() {
+        df
+    } else {
+        df.sort(order)?
+    };
     let batches = collect(session, df).await?;
     let n_values = aggs.len() + formulas.compiled.len();
     // A summary turns only the rows it shows into JSON; a matrix places every cell.

@@ -60,20 +60,48 @@ async fn dashboards_materialize_refresh_render_and_export() {
 
     // Bad definitions are refused with the part named, and nothing is saved.
     let (status, body) = env
-        .post("/v1/dashboards", &json!({"name": "x", "widgets": [{"key": "a", "title": "A", "type": "chart",
-            "report": {"type": "summary", "object": "deal", "groupings": [{"field": "stage"}]}}]}))
+        .post(
+            "/v1/dashboards",
+            &json!({"name": "x", "widgets": [{"key": "a", "title": "A", "type": "chart",
+            "report": {"type": "summary", "object": "deal", "groupings": [{"field": "stage"}]}}]}),
+        )
         .await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["details"][0]["field"], "widgets[0].chart", "{body}");
+    assert_eq!(
+        body["error"]["details"][0]["field"], "widgets[0].chart",
+        "{body}"
+    );
     let (status, body) = env
         .post("/v1/dashboards", &json!({"name": "x", "widgets": [{"key": "a", "title": "A", "type": "metric",
             "report": {"type": "summary", "object": "deal", "aggregates": [{"fn": "sum", "field": "amout"}]}}]}))
         .await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["error"]["details"][0]["field"].as_str().unwrap_or("").starts_with("widgets[0].report"), "{body}");
+    assert!(
+        body["error"]["details"][0]["field"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("widgets[0].report"),
+        "{body}"
+    );
     assert!(body.to_string().contains("amout"), "{body}");
     let listed = get_json(&env, "/v1/dashboards").await;
-    assert_eq!(listed.as_array().map(Vec::len), Some(0), "a refused dashboard was saved");
+    assert_eq!(
+        listed.as_array().map(Vec::len),
+        Some(0),
+        "a refused dashboard was saved"
+    );
+
+    // The demo's ten-widget dashboard runs on the sample data, every widget drawn.
+    let demo: Value =
+        serde_json::from_str(include_str!("../../src/demo_dashboard.json")).expect("demo spec");
+    let (status, body) = env.post("/v1/dashboards", &demo).await;
+    assert_eq!(status, 201, "the demo dashboard: {body}");
+    let demo_id = body["id"].as_str().expect("id");
+    let demo_data = get_json(&env, &format!("/v1/dashboards/{demo_id}/data")).await;
+    assert_eq!(demo_data["widgets"].as_array().map(Vec::len), Some(10));
+    for w in demo_data["widgets"].as_array().expect("widgets") {
+        assert!(w["answer"]["error"].is_null(), "{w}");
+    }
 
     let (status, created) = env.post("/v1/dashboards", &dashboard_spec()).await;
     assert_eq!(status, 201, "{created}");
@@ -85,7 +113,11 @@ async fn dashboards_materialize_refresh_render_and_export() {
         .fetch_one(&env.pool)
         .await
         .expect("count");
-    assert_eq!(widget(&data, "deals")["answer"]["value"], json!(deal_count), "{data}");
+    assert_eq!(
+        widget(&data, "deals")["answer"]["value"],
+        json!(deal_count),
+        "{data}"
+    );
     for w in data["widgets"].as_array().expect("widgets") {
         assert_eq!(w["current"], true, "{w}");
         assert_eq!(w["recomputed"], false, "opening recomputed {w}");
@@ -106,24 +138,57 @@ async fn dashboards_materialize_refresh_render_and_export() {
     // Nothing opens the dashboard meanwhile: only the refresher can recompute it.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let data = get_json(&env, &format!("/v1/dashboards/{id}/data")).await;
-    assert_eq!(widget(&data, "deals")["recomputed"], false, "the refresher left it to the open: {data}");
+    assert_eq!(
+        widget(&data, "deals")["recomputed"],
+        false,
+        "the refresher left it to the open: {data}"
+    );
     assert_eq!(widget(&data, "deals")["current"], true, "{data}");
     let deals_widget = widget(&data, "deals");
-    assert_eq!(deals_widget["answer"]["value"], json!(deal_count + 1), "{data}");
+    assert_eq!(
+        deals_widget["answer"]["value"],
+        json!(deal_count + 1),
+        "{data}"
+    );
     assert_ne!(deals_widget["computed_at"], deals_at);
-    assert_eq!(widget(&data, "industries")["computed_at"], industries_at, "an untouched object's widget was recomputed");
+    assert_eq!(
+        widget(&data, "industries")["computed_at"],
+        industries_at,
+        "an untouched object's widget was recomputed"
+    );
 
     // Global filters run live and apply only where the object has the field.
-    let live = get_json(&env, &format!("/v1/dashboards/{id}/data?f.owner=dash-owner")).await;
-    assert_eq!(widget(&live, "deals")["answer"]["value"], json!(1), "{live}");
-    let companies: i64 = widget(&data, "industries")["answer"]["result"]["totals"][0].as_i64().expect("total");
-    assert_eq!(widget(&live, "industries")["answer"]["result"]["totals"][0], json!(companies));
-    let (status, body) = env.send(Method::GET, &format!("/v1/dashboards/{id}/data?f.stage=x"), None).await;
+    let live = get_json(
+        &env,
+        &format!("/v1/dashboards/{id}/data?f.owner=dash-owner"),
+    )
+    .await;
+    assert_eq!(
+        widget(&live, "deals")["answer"]["value"],
+        json!(1),
+        "{live}"
+    );
+    let companies: i64 = widget(&data, "industries")["answer"]["result"]["totals"][0]
+        .as_i64()
+        .expect("total");
+    assert_eq!(
+        widget(&live, "industries")["answer"]["result"]["totals"][0],
+        json!(companies)
+    );
+    let (status, body) = env
+        .send(
+            Method::GET,
+            &format!("/v1/dashboards/{id}/data?f.stage=x"),
+            None,
+        )
+        .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("f.stage"), "{body}");
 
     // Tenants are walls.
-    let other = oneo_api::db::workspace::create_workspace(&env.pool, "Other").await.expect("workspace");
+    let other = oneo_api::db::workspace::create_workspace(&env.pool, "Other")
+        .await
+        .expect("workspace");
     let resp = reqwest::Client::new()
         .get(format!("{}/v1/dashboards/{id}/data", env.base))
         .bearer_auth(&other.api_key)
@@ -141,12 +206,28 @@ async fn dashboards_materialize_refresh_render_and_export() {
         .expect("pdf");
     assert_eq!(pdf.status().as_u16(), 200);
     let bytes = pdf.bytes().await.expect("bytes");
+    // Kept beside the screenshot, for people to look at.
+    std::fs::write(
+        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.pdf"),
+        &bytes,
+    )
+    .expect("artifact");
     let text = pdftotext(&bytes);
-    for title in ["Sales overview", "Open and closed deals", "Won this quarter", "Deals by stage", "Companies by industry", "Biggest deals"] {
+    for title in [
+        "Sales overview",
+        "Open and closed deals",
+        "Won this quarter",
+        "Deals by stage",
+        "Companies by industry",
+        "Biggest deals",
+    ] {
         assert!(text.contains(title), "the PDF lacks {title}: {text}");
     }
     let shown = oneo_dashboards::display_number(&json!(deal_count + 1));
-    assert!(text.contains(&shown), "the PDF lacks the metric value {shown}: {text}");
+    assert!(
+        text.contains(&shown),
+        "the PDF lacks the metric value {shown}: {text}"
+    );
 
     // A saved report exports as PDF too, with its title and total.
     let (status, saved) = env
@@ -161,24 +242,50 @@ async fn dashboards_materialize_refresh_render_and_export() {
         .await
         .expect("pdf");
     let text = pdftotext(&pdf.bytes().await.expect("bytes"));
-    assert!(text.contains("Deals per stage") && text.contains("Total"), "{text}");
-    assert!(text.contains(&shown), "the report PDF lacks the total {shown}: {text}");
+    assert!(
+        text.contains("Deals per stage") && text.contains("Total"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&shown),
+        "the report PDF lacks the total {shown}: {text}"
+    );
 
     // A real browser: the key is exchanged for a cookie, the page shows each title and the
     // charts as SVG with their categories.
     let url = format!("{}/dashboards/{id}?key={}", env.base, env.key);
     let dom = chromium(&["--dump-dom", &url]);
-    for title in ["Sales overview", "Open and closed deals", "Deals by stage", "Companies by industry", "Biggest deals"] {
+    for title in [
+        "Sales overview",
+        "Open and closed deals",
+        "Deals by stage",
+        "Companies by industry",
+        "Biggest deals",
+    ] {
         assert!(dom.contains(title), "the page lacks {title}");
     }
     assert!(dom.matches("<svg").count() >= 2, "the page has no charts");
-    assert!(dom.contains("closed_won"), "the charts and tables lack data");
-    assert!(dom.contains("data-computed-at"), "the page does not say how fresh it is");
+    assert!(
+        dom.contains("closed_won"),
+        "the charts and tables lack data"
+    );
+    assert!(
+        dom.contains("data-computed-at"),
+        "the page does not say how fresh it is"
+    );
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
-    chromium(&["--window-size=1280,1400", &format!("--screenshot={}", shot.display()), &url]);
+    chromium(&[
+        "--window-size=1280,1400",
+        &format!("--screenshot={}", shot.display()),
+        &url,
+    ]);
     let png = std::fs::read(&shot).expect("screenshot");
     assert_eq!(&png[1..4], b"PNG");
-    assert!(png.len() > 20_000, "the screenshot looks empty ({} bytes)", png.len());
+    assert!(
+        png.len() > 20_000,
+        "the screenshot looks empty ({} bytes)",
+        png.len()
+    );
 
     // Without the key or its cookie, the page refuses.
     let resp = reqwest::Client::new()
@@ -188,9 +295,13 @@ async fn dashboards_materialize_refresh_render_and_export() {
         .expect("page");
     assert_eq!(resp.status().as_u16(), 401);
 
-    let (status, _) = env.send(Method::DELETE, &format!("/v1/dashboards/{id}"), None).await;
+    let (status, _) = env
+        .send(Method::DELETE, &format!("/v1/dashboards/{id}"), None)
+        .await;
     assert_eq!(status, 204);
-    let (status, _) = env.send(Method::GET, &format!("/v1/dashboards/{id}/data"), None).await;
+    let (status, _) = env
+        .send(Method::GET, &format!("/v1/dashboards/{id}/data"), None)
+        .await;
     assert_eq!(status, 404);
 }
 
@@ -204,7 +315,11 @@ fn pdftotext(pdf: &[u8]) -> String {
         .arg("-")
         .output()
         .expect("pdftotext (Debian poppler-utils)");
-    assert!(out.status.success(), "pdftotext: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pdftotext: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -226,6 +341,10 @@ fn chromium(args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("chromium (Debian package chromium)");
-    assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

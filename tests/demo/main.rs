@@ -122,6 +122,29 @@ impl Demo {
         body["rows"].clone()
     }
 
+    /// The sample dashboard the banner points at: its widgets as `/data` answers them.
+    async fn dashboard_widgets(&self) -> Vec<Value> {
+        let line = self
+            .banner
+            .lines()
+            .find(|l| l.trim_start().starts_with("dashboard:"))
+            .unwrap_or_else(|| panic!("the banner names no dashboard:\n{}", self.banner));
+        let id = line
+            .split("/dashboards/")
+            .nth(1)
+            .and_then(|rest| rest.split('?').next())
+            .expect("a dashboard URL");
+        let resp = reqwest::Client::new()
+            .get(format!("{}/v1/dashboards/{id}/data", self.base))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .expect("GET data");
+        assert_eq!(resp.status().as_u16(), 200);
+        let body: Value = resp.json().await.expect("json");
+        body["widgets"].as_array().cloned().expect("widgets")
+    }
+
     fn stderr(&self) -> String {
         self.stderr.lock().expect("stderr").clone()
     }
@@ -225,6 +248,13 @@ async fn demo_without_a_server_runs_on_an_embedded_postgres_and_reuses_it() {
     assert!(second.banner.contains("(reused)"), "{}", second.banner);
     assert_ne!(second.key, first_key, "each run mints a fresh key");
     assert_eq!(contacts_in_lake(&second).await, SCALE as i64);
+    // The sample dashboard was materialized on the first run; the second reuses it.
+    let widgets = second.dashboard_widgets().await;
+    assert_eq!(widgets.len(), 10);
+    assert!(
+        widgets.iter().all(|w| w["answer"]["error"].is_null()),
+        "{widgets:?}"
+    );
     let (status, log) = second.interrupt();
     assert!(status.success(), "exit {status}:\n{log}");
     assert!(!dir.path().join("data/pg/postmaster.pid").exists());

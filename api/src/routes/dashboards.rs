@@ -20,9 +20,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
-use crate::dashboards::{
-    Reading, chosen_filters, dashboard_error, refresh_one, resolve, service,
-};
+use crate::dashboards::{Reading, chosen_filters, dashboard_error, refresh_one, resolve, service};
 use crate::error::{ApiError, ApiJson, Result};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -35,10 +33,22 @@ pub struct Dashboard {
     updated_at: DateTime<Utc>,
 }
 
-type Row = (Uuid, String, sqlx::types::Json<Value>, DateTime<Utc>, DateTime<Utc>);
+type Row = (
+    Uuid,
+    String,
+    sqlx::types::Json<Value>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+);
 
 fn dashboard((id, name, spec, created_at, updated_at): Row) -> Dashboard {
-    Dashboard { id, name, spec: spec.0, created_at, updated_at }
+    Dashboard {
+        id,
+        name,
+        spec: spec.0,
+        created_at,
+        updated_at,
+    }
 }
 
 fn parse(body: Value) -> Result<DashboardSpec> {
@@ -60,7 +70,11 @@ fn check_states(spec: &DashboardSpec, states: &[WidgetState]) -> Result<()> {
             Some(oneo_catalog::Issue::new(format!("widgets[{i}].report"), e))
         })
         .collect();
-    if issues.is_empty() { Ok(()) } else { Err(ApiError::Validation(Issues(issues))) }
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(Issues(issues)))
+    }
 }
 
 #[utoipa::path(get, path = "/v1/dashboards", tag = "dashboards", security(("api_key" = [])),
@@ -89,12 +103,21 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Dashboard>)> {
     caller.require(Role::Analyst, "create dashboards")?;
     let spec = parse(body)?;
+    let row = save_new(&state, caller.workspace_id, &spec).await?;
+    Ok((StatusCode::CREATED, Json(dashboard(row))))
+}
+
+/// Materializes a new dashboard, then saves it: a widget that can't run is refused, and the
+/// first open runs no query.
+pub(crate) async fn save_new(
+    state: &AppState,
+    workspace: Uuid,
+    spec: &DashboardSpec,
+) -> Result<Row> {
     let id = Uuid::now_v7();
-    // Materialized before it is saved: a widget that can't run is refused, and the first
-    // open runs no query.
-    let states = refresh_one(&state, caller.workspace_id, id, &spec, true).await?;
-    if let Err(e) = check_states(&spec, &states) {
-        service(&state)?.store.remove(caller.workspace_id, id).await.ok();
+    let states = refresh_one(state, workspace, id, spec, true).await?;
+    if let Err(e) = check_states(spec, &states) {
+        service(state)?.store.remove(workspace, id).await.ok();
         return Err(e);
     }
     let row: Row = sqlx::query_as(
@@ -102,12 +125,28 @@ pub async fn create(
          RETURNING id, name, spec, created_at, updated_at",
     )
     .bind(id)
-    .bind(caller.workspace_id)
+    .bind(workspace)
     .bind(spec.name.trim())
-    .bind(sqlx::types::Json(&spec))
+    .bind(sqlx::types::Json(spec))
     .fetch_one(&state.pool)
     .await?;
-    Ok((StatusCode::CREATED, Json(dashboard(row))))
+    Ok(row)
+}
+
+/// The workspace's dashboard named `spec.name`, created (and materialized) if it has none.
+pub(crate) async fn ensure(state: &AppState, workspace: Uuid, spec: Value) -> Result<Uuid> {
+    let spec = parse(spec)?;
+    let found: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM oneo.dashboards WHERE workspace_id = $1 AND name = $2 ORDER BY created_at LIMIT 1",
+    )
+    .bind(workspace)
+    .bind(spec.name.trim())
+    .fetch_optional(&state.pool)
+    .await?;
+    match found {
+        Some(id) => Ok(id),
+        None => Ok(save_new(state, workspace, &spec).await?.0),
+    }
 }
 
 async fn load(state: &AppState, workspace: Uuid, id: Uuid) -> Result<(Dashboard, DashboardSpec)> {
@@ -119,9 +158,9 @@ async fn load(state: &AppState, workspace: Uuid, id: Uuid) -> Result<(Dashboard,
     .bind(workspace)
     .fetch_optional(&state.pool)
     .await?;
-    let d = row
-        .map(dashboard)
-        .ok_or_else(|| ApiError::NotFound(format!("there is no dashboard {id} in this workspace")))?;
+    let d = row.map(dashboard).ok_or_else(|| {
+        ApiError::NotFound(format!("there is no dashboard {id} in this workspace"))
+    })?;
     let spec = serde_json::from_value(d.spec.clone())
         .map_err(|e| ApiError::Query(format!("the stored dashboard no longer parses: {e}")))?;
     Ok((d, spec))
@@ -180,10 +219,15 @@ pub async fn delete(
         .await?
         .rows_affected();
     if gone == 0 {
-        return Err(ApiError::NotFound(format!("there is no dashboard {id} in this workspace")));
+        return Err(ApiError::NotFound(format!(
+            "there is no dashboard {id} in this workspace"
+        )));
     }
     if let Ok(s) = service(&state) {
-        s.store.remove(caller.workspace_id, id).await.map_err(dashboard_error)?;
+        s.store
+            .remove(caller.workspace_id, id)
+            .await
+            .map_err(dashboard_error)?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -205,7 +249,10 @@ async fn states(
             let declared: Vec<&str> = spec.filters.iter().map(|f| f.field.as_str()).collect();
             return Err(ApiError::Validation(Issues::one(
                 format!("f.{field}"),
-                format!("this dashboard has no filter on `{field}` (it has: {})", declared.join(", ")),
+                format!(
+                    "this dashboard has no filter on `{field}` (it has: {})",
+                    declared.join(", ")
+                ),
             )));
         }
     }
@@ -220,7 +267,12 @@ fn lag_ms(state: &AppState) -> Option<u64> {
     state.ingest.as_ref().and_then(|i| i.status.lag_ms())
 }
 
-fn data_json(state: &AppState, d: &Dashboard, spec: &DashboardSpec, states: &[WidgetState]) -> Value {
+fn data_json(
+    state: &AppState,
+    d: &Dashboard,
+    spec: &DashboardSpec,
+    states: &[WidgetState],
+) -> Value {
     let positions = layout(&spec.widgets);
     let lag = lag_ms(state);
     let widgets: Vec<Value> = spec
@@ -283,12 +335,20 @@ fn footnote(s: &WidgetState) -> String {
         "Computed {} - LSN {}{}",
         m.computed_at.format("%Y-%m-%d %H:%M:%S UTC"),
         m.lsn.as_deref().unwrap_or("none yet"),
-        if s.current { "" } else { " - tables changed since" }
+        if s.current {
+            ""
+        } else {
+            " - tables changed since"
+        }
     )
 }
 
 /// The dashboard as a PDF document.
-pub(crate) fn pdf_of(spec: &DashboardSpec, states: &[WidgetState], paper: PaperSize) -> Result<Vec<u8>> {
+pub(crate) fn pdf_of(
+    spec: &DashboardSpec,
+    states: &[WidgetState],
+    paper: PaperSize,
+) -> Result<Vec<u8>> {
     let widgets: Vec<PdfWidget<'_>> = spec
         .widgets
         .iter()
@@ -301,7 +361,10 @@ pub(crate) fn pdf_of(spec: &DashboardSpec, states: &[WidgetState], paper: PaperS
             footnote: footnote(s),
         })
         .collect();
-    let subtitle = format!("Dashboard - generated {}", Utc::now().format("%Y-%m-%d %H:%M UTC"));
+    let subtitle = format!(
+        "Dashboard - generated {}",
+        Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
     oneo_dashboards::render_pdf(&spec.name, &subtitle, &widgets, paper).map_err(dashboard_error)
 }
 
@@ -309,7 +372,10 @@ pub(crate) fn paper(params: &BTreeMap<String, String>) -> Result<PaperSize> {
     match params.get("paper") {
         None => Ok(PaperSize::A4),
         Some(p) => PaperSize::parse(p).ok_or_else(|| {
-            ApiError::Validation(Issues::one("paper", format!("`{p}` is not a paper size; use a4 or letter")))
+            ApiError::Validation(Issues::one(
+                "paper",
+                format!("`{p}` is not a paper size; use a4 or letter"),
+            ))
         }),
     }
 }
@@ -327,7 +393,9 @@ pub async fn export(
     if format != "pdf" {
         return Err(ApiError::Validation(Issues::one(
             "format",
-            format!("`{format}` is not a dashboard export format here; use pdf (a widget's report exports as csv or xlsx through /v1/reports)"),
+            format!(
+                "`{format}` is not a dashboard export format here; use pdf (a widget's report exports as csv or xlsx through /v1/reports)"
+            ),
         )));
     }
     let paper = paper(&params)?;
@@ -339,7 +407,10 @@ pub async fn export(
     Ok((
         [
             (header::CONTENT_TYPE, "application/pdf".to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}.pdf\"")),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}.pdf\""),
+            ),
         ],
         body,
     )
@@ -375,18 +446,26 @@ pub async fn page(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let query = serde_urlencoded_pairs(&rest);
-        let to = if query.is_empty() { format!("/dashboards/{id}") } else { format!("/dashboards/{id}?{query}") };
+        let to = if query.is_empty() {
+            format!("/dashboards/{id}")
+        } else {
+            format!("/dashboards/{id}?{query}")
+        };
         let cookie = format!("{COOKIE}={key}; HttpOnly; SameSite=Strict; Path=/dashboards");
         return Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&to)).into_response());
     }
     let key = cookie_key(&headers).ok_or_else(|| {
-        ApiError::Unauthenticated("open the dashboard with ?key=<API key> once; the page keeps it in a cookie".into())
+        ApiError::Unauthenticated(
+            "open the dashboard with ?key=<API key> once; the page keeps it in a cookie".into(),
+        )
     })?;
     let caller = crate::auth::caller_for_key(&state.pool, &key).await?;
     let (d, spec) = load(&state, caller.workspace_id, id).await?;
     let chosen = chosen_filters(&params);
     let states = states(&state, caller.workspace_id, id, &spec, &chosen).await?;
-    let reading_schema = crate::routes::reports::workspace_schema(&state, caller.workspace_id).await?.1;
+    let reading_schema = crate::routes::reports::workspace_schema(&state, caller.workspace_id)
+        .await?
+        .1;
     let filters: Vec<FilterControl<'_>> = spec
         .filters
         .iter()
@@ -399,7 +478,8 @@ pub async fn page(
             FilterControl {
                 filter: f,
                 options: field.and_then(|d| d.options.clone()).unwrap_or_default(),
-                is_date: field.is_some_and(|d| matches!(d.field_type, FieldType::Date | FieldType::Datetime)),
+                is_date: field
+                    .is_some_and(|d| matches!(d.field_type, FieldType::Date | FieldType::Datetime)),
             }
         })
         .collect();
@@ -409,7 +489,13 @@ pub async fn page(
         .iter()
         .zip(&states)
         .zip(positions)
-        .map(|((w, s), position)| PageWidget { title: &w.title, kind: w.kind, chart: w.chart, position, state: s })
+        .map(|((w, s), position)| PageWidget {
+            title: &w.title,
+            kind: w.kind,
+            chart: w.chart,
+            position,
+            state: s,
+        })
         .collect();
     let html = oneo_dashboards::render_page(&Page {
         name: &d.name,

@@ -56,7 +56,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/reports/{id}/run", post(saved::run))
         .route("/v1/reports/{id}/export", get(saved::export))
         .route("/v1/sql", post(reports::sql))
-        .route("/v1/dashboards", get(dashboards::list).post(dashboards::create))
+        .route(
+            "/v1/dashboards",
+            get(dashboards::list).post(dashboards::create),
+        )
         .route(
             "/v1/dashboards/{id}",
             get(dashboards::get)

@@ -327,7 +327,10 @@ fn report_pdf(name: &str, result: &ReportResult) -> Result<Vec<u8>> {
         answer: &answer,
         footnote: format!("{} rows - LSN {lsn}", result.total),
     };
-    let subtitle = format!("Report - generated {}", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"));
+    let subtitle = format!(
+        "Report - generated {}",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
     oneo_dashboards::render_pdf(name, &subtitle, &[widget], oneo_dashboards::PaperSize::A4)
         .map_err(crate::dashboards::dashboard_error)
 }

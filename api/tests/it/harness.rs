@@ -67,6 +67,7 @@ impl TestApp {
             pool: pool.clone(),
             ingest: None,
             lake: None,
+            dashboards: None,
         });
         Self {
             router,
