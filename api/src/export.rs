@@ -335,3 +335,70 @@ fn pivot(ws: &mut Worksheet, result: &ReportResult, f: &Formats) -> Result<(), X
     values(ws, r, m.column_headers.len(), &m.grand_total, true)?;
     Ok(())
 }
+
+/// A sheet name Excel accepts (at most 31 characters, none of `[]:*?/\`), unique in `used`.
+fn sheet_name(title: &str, used: &mut Vec<String>) -> String {
+    let clean: String = title
+        .chars()
+        .map(|c| if "[]:*?/\\".contains(c) { ' ' } else { c })
+        .collect();
+    let base: String = clean.trim().chars().take(28).collect();
+    let base = if base.is_empty() {
+        "Widget".to_string()
+    } else {
+        base
+    };
+    let mut name = base.clone();
+    let mut n = 2;
+    while used.iter().any(|u| u.eq_ignore_ascii_case(&name)) {
+        name = format!("{base} {n}");
+        n += 1;
+    }
+    used.push(name.clone());
+    name
+}
+
+/// A dashboard as a workbook: a sheet per widget, named by its title. A metric's sheet holds
+/// its value (and the previous period's, with the change); a chart's or report's, its report
+/// as `/v1/reports/{id}/export?format=xlsx` lays it out. A widget that could not be computed
+/// gets a sheet saying why.
+pub fn dashboard_xlsx(widgets: &[(&str, &Value)]) -> Result<Vec<u8>, XlsxError> {
+    let f = Formats::new();
+    let mut book = Workbook::new();
+    let mut used = Vec::new();
+    for (title, answer) in widgets {
+        let ws = book.add_worksheet();
+        ws.set_name(sheet_name(title, &mut used))?;
+        if let Some(e) = answer["error"].as_str() {
+            ws.write_string(0, 0, format!("This widget could not be computed: {e}"))?;
+            continue;
+        }
+        if answer["widget"] == "metric" {
+            let kind = answer["column"]["type"].as_str().unwrap_or("");
+            ws.write_string_with_format(0, 0, "Value", &f.header)?;
+            write_cell(ws, (0, 1), kind, &answer["value"], false, &f)?;
+            if let Some(period) = answer["previous_period"].as_str() {
+                ws.write_string_with_format(1, 0, period, &f.header)?;
+                write_cell(ws, (1, 1), kind, &answer["previous"], false, &f)?;
+                ws.write_string_with_format(2, 0, "Change %", &f.header)?;
+                write_cell(ws, (2, 1), "decimal", &answer["change_percent"], false, &f)?;
+            }
+            ws.autofit();
+            continue;
+        }
+        let result: ReportResult = match serde_json::from_value(answer["result"].clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                ws.write_string(0, 0, format!("This widget's answer can't be read: {e}"))?;
+                continue;
+            }
+        };
+        let groupings = answer["groupings"].as_u64().unwrap_or(0) as usize;
+        match &result.matrix {
+            Some(_) => pivot(ws, &result, &f)?,
+            None => table(ws, &result, groupings, &f)?,
+        }
+        ws.autofit();
+    }
+    book.save_to_buffer()
+}

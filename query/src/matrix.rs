@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use crate::levels::Levels;
 
 /// A matrix report's answer. Every value list holds the report's aggregates in order.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct MatrixResult {
     /// One entry per row: the values of the row groupings.
     pub row_headers: Vec<Vec<Json>>,
@@ -32,7 +32,7 @@ pub struct MatrixResult {
     pub total_rows: usize,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct MatrixSubtotal {
     pub row: Vec<Json>,
     pub column: Vec<Json>,

@@ -27,7 +27,7 @@ pub const DEFAULT_LIMIT: usize = 1_000;
 pub const MAX_LIMIT: usize = 50_000;
 
 /// A report's answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ReportResult {
     #[serde(rename = "type")]
     pub kind: ReportKind,
@@ -53,7 +53,7 @@ pub struct ReportResult {
 }
 
 /// An outer group's aggregates: the values of its groupings, outermost first.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct Subtotal {
     pub groups: Vec<Json>,
     pub values: Vec<Json>,

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 /// Which LSN an answer reflects, and how far behind PostgreSQL that is.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct Freshness {
     /// The lowest commit LSN applied to the tables read (`X/Y`), or null before any change
     /// reached them.
@@ -32,7 +32,7 @@ impl Freshness {
 }
 
 /// A result column: its name and the type of its values.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct ColumnInfo {
     pub name: String,
     /// A field type (`currency`, `date`, …) or, for computed values, `integer` or `decimal`.

@@ -229,6 +229,53 @@ async fn dashboards_materialize_refresh_render_and_export() {
         "the PDF lacks the metric value {shown}: {text}"
     );
 
+    // The workbook: a sheet per widget, named by its title, with typed cells.
+    let xlsx = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/dashboards/{id}/export?format=xlsx",
+            env.base
+        ))
+        .bearer_auth(&env.key)
+        .send()
+        .await
+        .expect("xlsx");
+    assert_eq!(xlsx.status().as_u16(), 200);
+    let mut book: calamine::Xlsx<_> = calamine::Xlsx::new(std::io::Cursor::new(
+        xlsx.bytes().await.expect("bytes").to_vec(),
+    ))
+    .expect("a workbook");
+    use calamine::Reader;
+    assert_eq!(
+        book.sheet_names(),
+        [
+            "Open and closed deals",
+            "Won this quarter",
+            "Deals by stage",
+            "Companies by industry",
+            "Biggest deals"
+        ]
+    );
+    let metric = book
+        .worksheet_range("Open and closed deals")
+        .expect("sheet");
+    assert_eq!(
+        metric.get_value((0, 1)),
+        Some(&calamine::Data::Float((deal_count + 1) as f64))
+    );
+    let stages_sheet = book.worksheet_range("Deals by stage").expect("sheet");
+    assert_eq!(
+        stages_sheet.get_value((0, 0)),
+        Some(&calamine::Data::String("stage".into()))
+    );
+    let (status, body) = env
+        .send(
+            Method::GET,
+            &format!("/v1/dashboards/{id}/export?format=docx"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+
     // A saved report exports as PDF too, with its title and total.
     let (status, saved) = env
         .post("/v1/reports", &json!({"name": "Deals per stage", "spec": {"type": "summary", "object": "deal", "groupings": [{"field": "stage"}]}}))

@@ -382,7 +382,7 @@ pub(crate) fn paper(params: &BTreeMap<String, String>) -> Result<PaperSize> {
 
 #[utoipa::path(get, path = "/v1/dashboards/{id}/export", tag = "dashboards", security(("api_key" = [])),
     params(("id" = Uuid, Path)),
-    responses((status = 200, description = "`format=pdf` (`paper=a4|letter`): every widget's title, numbers, charts and tables", content_type = "application/pdf", body = Vec<u8>), (status = 400), (status = 404)))]
+    responses((status = 200, description = "`format=pdf` (`paper=a4|letter`): every widget's title, numbers, charts and tables; `format=xlsx`: a sheet per widget with typed cells", content_type = "application/pdf", body = Vec<u8>), (status = 400), (status = 404)))]
 pub async fn export(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -390,11 +390,11 @@ pub async fn export(
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Result<Response> {
     let format = params.get("format").map_or("pdf", String::as_str);
-    if format != "pdf" {
+    if !matches!(format, "pdf" | "xlsx") {
         return Err(ApiError::Validation(Issues::one(
             "format",
             format!(
-                "`{format}` is not a dashboard export format here; use pdf (a widget's report exports as csv or xlsx through /v1/reports)"
+                "`{format}` is not a dashboard export format; use pdf or xlsx (a widget's report exports as csv through /v1/reports)"
             ),
         )));
     }
@@ -402,8 +402,29 @@ pub async fn export(
     let (_, spec) = load(&state, caller.workspace_id, id).await?;
     let chosen = chosen_filters(&params);
     let states = states(&state, caller.workspace_id, id, &spec, &chosen).await?;
-    let body = pdf_of(&spec, &states, paper)?;
     let name = crate::routes::saved::file_name(&spec.name);
+    if format == "xlsx" {
+        let sheets: Vec<(&str, &Value)> = spec
+            .widgets
+            .iter()
+            .zip(&states)
+            .map(|(w, s)| (w.title.as_str(), &s.materialized.answer))
+            .collect();
+        let body = crate::export::dashboard_xlsx(&sheets)
+            .map_err(|e| ApiError::Query(format!("XLSX: {e}")))?;
+        return Ok((
+            [
+                (header::CONTENT_TYPE, XLSX.to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}.xlsx\""),
+                ),
+            ],
+            body,
+        )
+            .into_response());
+    }
+    let body = pdf_of(&spec, &states, paper)?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/pdf".to_string()),
@@ -418,6 +439,7 @@ pub async fn export(
 }
 
 const COOKIE: &str = "oneo_key";
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 fn cookie_key(headers: &HeaderMap) -> Option<String> {
     headers
