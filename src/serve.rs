@@ -37,7 +37,10 @@ pub fn start_ingest(
         }
     });
     let query = lake.query_config(handle.lake().root().clone());
-    let app = app.with_ingest(handle.clone()).with_lake(query);
+    let app = app
+        .with_ingest(handle.clone())
+        .with_lake(query)
+        .with_dashboard_timing(lake.dashboard_timing());
     Ok((app, IngestTask { handle, task }))
 }
 

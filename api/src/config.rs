@@ -75,6 +75,15 @@ pub struct LakeConfig {
     /// DataFusion spills to disk or the query fails.
     #[arg(long, env = "ONEO_QUERY_MEMORY_MB", default_value_t = 1024)]
     pub query_memory_mb: usize,
+    /// Quiet time after ingest commits before dashboards refresh (ms); more commits reset it.
+    #[arg(long, env = "ONEO_DASHBOARD_DEBOUNCE_MS", default_value_t = 500)]
+    pub dashboard_debounce_ms: u64,
+    /// The least time between two computations of one dashboard widget (ms).
+    #[arg(long, env = "ONEO_DASHBOARD_MIN_INTERVAL_MS", default_value_t = 2000)]
+    pub dashboard_min_interval_ms: u64,
+    /// Dashboards also refresh this often without commits (s): "this month" moves too.
+    #[arg(long, env = "ONEO_DASHBOARD_INTERVAL_SECS", default_value_t = 300)]
+    pub dashboard_interval_secs: u64,
 }
 
 impl LakeConfig {
@@ -84,6 +93,15 @@ impl LakeConfig {
             oneo_query::QueryConfig::new(root).with_column_cache(self.column_cache_mb << 20);
         cfg.memory_limit_bytes = self.query_memory_mb.max(1) << 20;
         cfg
+    }
+
+    /// How dashboards refresh: (debounce, minimum interval, interval).
+    pub fn dashboard_timing(&self) -> (Duration, Duration, Duration) {
+        (
+            Duration::from_millis(self.dashboard_debounce_ms),
+            Duration::from_millis(self.dashboard_min_interval_ms),
+            Duration::from_secs(self.dashboard_interval_secs.max(1)),
+        )
     }
 
     pub fn ingest_config(&self, db: &DatabaseConfig) -> oneo_ingest::IngestConfig {

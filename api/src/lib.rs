@@ -120,6 +120,30 @@ impl Application {
         self
     }
 
+    /// How dashboards refresh (see [`config::LakeConfig::dashboard_timing`]); call after
+    /// [`Self::with_lake`], before serving.
+    pub fn with_dashboard_timing(
+        mut self,
+        (debounce, min_interval, interval): (
+            std::time::Duration,
+            std::time::Duration,
+            std::time::Duration,
+        ),
+    ) -> Self {
+        // Before serving, the state is not shared yet, so the service is ours to change.
+        if let Some(d) = self
+            .state
+            .dashboards
+            .as_mut()
+            .and_then(std::sync::Arc::get_mut)
+        {
+            d.debounce = debounce;
+            d.min_interval = min_interval;
+            d.interval = interval;
+        }
+        self
+    }
+
     /// The workspace's dashboard named as `spec` names it, created and materialized if it
     /// has none (the demo's sample dashboard); its id.
     pub async fn ensure_dashboard(
