@@ -5,7 +5,11 @@ CREATE TABLE oneo.dashboards (
     workspace_id uuid NOT NULL REFERENCES oneo.workspaces (id) ON DELETE CASCADE,
     name         text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
     spec         jsonb NOT NULL,
+    -- Set for a dashboard loaded from a file (`file:<name>`): the file stays its source,
+    -- and loading it again replaces the row rather than adding one.
+    source       text,
     created_at   timestamptz NOT NULL DEFAULT now(),
     updated_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX dashboards_workspace ON oneo.dashboards (workspace_id);
+CREATE UNIQUE INDEX dashboards_source ON oneo.dashboards (workspace_id, source) WHERE source IS NOT NULL;

@@ -152,6 +152,7 @@ pub async fn run(
     let (app, ingest, flight) = match lake {
         Some(lake) => {
             let (app, task) = start_ingest(app, db, lake, &shutdown)?;
+            load_dashboards(&app, lake).await;
             let flight = app.flight_server(flight).await?;
             (app, Some(task), Some(flight))
         }
@@ -161,4 +162,16 @@ pub async fn run(
         }
     };
     serve(app, flight, ingest, shutdown).await
+}
+
+/// The dashboards kept as files, each loaded or reported.
+pub async fn load_dashboards(app: &Application, lake: &LakeConfig) {
+    for f in app.load_dashboard_files(&lake.dashboards_dir).await {
+        match f.outcome {
+            Ok(id) => tracing::info!(file = %f.path.display(), dashboard = %id, "dashboard loaded"),
+            Err(why) => {
+                tracing::warn!(file = %f.path.display(), error = %why, "dashboard file not loaded")
+            }
+        }
+    }
 }

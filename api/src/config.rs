@@ -84,6 +84,10 @@ pub struct LakeConfig {
     /// Dashboards also refresh this often without commits (s): "this month" moves too.
     #[arg(long, env = "ONEO_DASHBOARD_INTERVAL_SECS", default_value_t = 300)]
     pub dashboard_interval_secs: u64,
+    /// Dashboards kept as files (`*.yaml`, `*.yml`, `*.json`, each naming its `workspace`),
+    /// loaded at startup; a missing folder is no error.
+    #[arg(long, env = "ONEO_DASHBOARDS_DIR", default_value = "./dashboards")]
+    pub dashboards_dir: PathBuf,
 }
 
 impl LakeConfig {

@@ -234,3 +234,70 @@ pub(crate) fn chosen_filters(params: &BTreeMap<String, String>) -> BTreeMap<Stri
         })
         .collect()
 }
+
+/// What loading one dashboard file came to.
+#[derive(Debug)]
+pub struct LoadedFile {
+    pub path: std::path::PathBuf,
+    /// The dashboard's id, or why the file was not loaded.
+    pub outcome: std::result::Result<Uuid, String>,
+}
+
+/// Loads every `*.yaml`, `*.yml` and `*.json` file in `dir` (not below it), in name order.
+/// Each holds a dashboard spec plus `workspace` (its id); the file's name, without the
+/// extension, identifies it, so loading it again replaces the dashboard it made. A file that
+/// is wrong is reported and the others still load.
+pub async fn load_files(state: &AppState, dir: &std::path::Path) -> Vec<LoadedFile> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && matches!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("yaml" | "yml" | "json")
+                )
+        })
+        .collect();
+    paths.sort();
+    let mut out = Vec::with_capacity(paths.len());
+    for path in paths {
+        let outcome = load_file(state, &path).await;
+        out.push(LoadedFile { path, outcome });
+    }
+    out
+}
+
+async fn load_file(state: &AppState, path: &std::path::Path) -> std::result::Result<Uuid, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let mut doc: serde_json::Value = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(&text).map_err(|e| format!("not JSON: {e}"))?
+    } else {
+        serde_norway::from_str(&text).map_err(|e| format!("not YAML: {e}"))?
+    };
+    let workspace = doc
+        .as_object_mut()
+        .and_then(|o| o.remove("workspace"))
+        .and_then(|w| w.as_str().and_then(|s| s.parse::<Uuid>().ok()))
+        .ok_or("the file names no `workspace` (a workspace id)")?;
+    let known: Option<Uuid> = sqlx::query_scalar("SELECT id FROM oneo.workspaces WHERE id = $1")
+        .bind(workspace)
+        .fetch_optional(&state.pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    if known.is_none() {
+        return Err(format!("there is no workspace {workspace}"));
+    }
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or("the file name is not UTF-8")?;
+    crate::routes::dashboards::upsert_file(state, workspace, &format!("file:{stem}"), doc)
+        .await
+        .map_err(|e| match e {
+            ApiError::Validation(issues) => issues.to_string(),
+            other => other.to_string(),
+        })
+}

@@ -144,6 +144,11 @@ impl Application {
         self
     }
 
+    /// Loads the dashboards kept as files in `dir` (see [`dashboards::load_files`]).
+    pub async fn load_dashboard_files(&self, dir: &std::path::Path) -> Vec<dashboards::LoadedFile> {
+        dashboards::load_files(&self.state, dir).await
+    }
+
     /// The workspace's dashboard named as `spec` names it, created and materialized if it
     /// has none (the demo's sample dashboard); its id.
     pub async fn ensure_dashboard(

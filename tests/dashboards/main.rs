@@ -342,6 +342,54 @@ async fn dashboards_materialize_refresh_render_and_export() {
         .expect("page");
     assert_eq!(resp.status().as_u16(), 401);
 
+    // Dashboards kept as files: loaded, loaded again after an edit (same dashboard, new
+    // title), and a wrong file reported while the others load.
+    let workspace: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM oneo.workspaces WHERE name = 'Acme'")
+            .fetch_one(&env.pool)
+            .await
+            .expect("workspace");
+    let root = env.ingest.lake().root().clone();
+    let state = oneo_api::AppState {
+        pool: env.pool.clone(),
+        ingest: Some(env.ingest.clone()),
+        lake: Some(std::sync::Arc::new(oneo_query::QueryConfig::new(
+            root.clone(),
+        ))),
+        dashboards: Some(std::sync::Arc::new(
+            oneo_api::dashboards::DashboardService::new(&root).expect("service"),
+        )),
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let yaml = |title: &str| {
+        format!(
+            "workspace: {workspace}\nname: Kept in git\nwidgets:\n  - key: n\n    title: {title}\n    type: metric\n    report: {{type: summary, object: deal}}\n"
+        )
+    };
+    std::fs::write(dir.path().join("kept.yaml"), yaml("Deal count")).expect("write");
+    std::fs::write(dir.path().join("broken.json"), "{\"workspace\": \"nope\"}").expect("write");
+    let loaded = oneo_api::dashboards::load_files(&state, dir.path()).await;
+    assert_eq!(loaded.len(), 2);
+    assert!(
+        loaded[0]
+            .outcome
+            .as_ref()
+            .is_err_and(|e| e.contains("workspace")),
+        "{loaded:?}"
+    );
+    let kept = loaded[1].outcome.clone().expect("kept.yaml loads");
+    std::fs::write(dir.path().join("kept.yaml"), yaml("Deals")).expect("write");
+    let again = oneo_api::dashboards::load_files(&state, dir.path()).await;
+    assert_eq!(
+        again[1].outcome.as_ref().ok(),
+        Some(&kept),
+        "loading again made another dashboard"
+    );
+    // The running server serves it, from the materialization the loader stored.
+    let data = get_json(&env, &format!("/v1/dashboards/{kept}/data")).await;
+    assert_eq!(widget(&data, "n")["title"], "Deals");
+    assert_eq!(widget(&data, "n")["answer"]["value"], json!(deal_count + 1));
+
     let (status, _) = env
         .send(Method::DELETE, &format!("/v1/dashboards/{id}"), None)
         .await;

@@ -133,6 +133,44 @@ pub(crate) async fn save_new(
     Ok(row)
 }
 
+/// A file's dashboard: replaces the row loaded from the same file before (its widgets keep
+/// their answers where unchanged), or adds one.
+pub(crate) async fn upsert_file(
+    state: &AppState,
+    workspace: Uuid,
+    source: &str,
+    spec: Value,
+) -> Result<Uuid> {
+    let spec = parse(spec)?;
+    let found: Option<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM oneo.dashboards WHERE workspace_id = $1 AND source = $2",
+    )
+    .bind(workspace)
+    .bind(source)
+    .fetch_optional(&state.pool)
+    .await?;
+    let Some(id) = found else {
+        let row = save_new(state, workspace, &spec).await?;
+        sqlx::query("UPDATE oneo.dashboards SET source = $2 WHERE id = $1")
+            .bind(row.0)
+            .bind(source)
+            .execute(&state.pool)
+            .await?;
+        return Ok(row.0);
+    };
+    let states = refresh_one(state, workspace, id, &spec, false).await?;
+    check_states(&spec, &states)?;
+    sqlx::query(
+        "UPDATE oneo.dashboards SET name = $2, spec = $3, updated_at = now() WHERE id = $1",
+    )
+    .bind(id)
+    .bind(spec.name.trim())
+    .bind(sqlx::types::Json(&spec))
+    .execute(&state.pool)
+    .await?;
+    Ok(id)
+}
+
 /// The workspace's dashboard named `spec.name`, created (and materialized) if it has none.
 pub(crate) async fn ensure(state: &AppState, workspace: Uuid, spec: Value) -> Result<Uuid> {
     let spec = parse(spec)?;
