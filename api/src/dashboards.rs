@@ -135,24 +135,36 @@ impl Reading {
     }
 }
 
-/// Brings one dashboard's materializations up to date as the service's policy allows.
+/// Which widgets a refresh recomputes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recompute {
+    /// Those whose tables changed, unless computed within the minimum interval (opens and
+    /// the refresher).
+    Stale,
+    /// Those whose tables changed, now (an explicit refresh).
+    StaleNow,
+    /// Every widget.
+    All,
+}
+
+/// Brings one dashboard's materializations up to date as `which` says.
 pub(crate) async fn refresh_one(
     state: &AppState,
     workspace: Uuid,
     dashboard: Uuid,
     spec: &DashboardSpec,
-    force: bool,
+    which: Recompute,
 ) -> Result<Vec<WidgetState>> {
     let service = service(state)?;
     let widgets = resolve(state, workspace, spec).await?;
     let reading = Reading::open(state, workspace).await?;
     let policy = RefreshPolicy {
-        min_interval: if force {
-            Duration::ZERO
-        } else {
+        min_interval: if which == Recompute::Stale {
             service.min_interval
+        } else {
+            Duration::ZERO
         },
-        force,
+        force: which == Recompute::All,
     };
     oneo_dashboards::refresh(
         reading.context(),
@@ -179,7 +191,7 @@ async fn refresh_all(state: &AppState) -> Result<usize> {
             tracing::warn!(dashboard = %id, "a stored dashboard spec no longer parses");
             continue;
         };
-        match refresh_one(state, workspace, id, &spec, false).await {
+        match refresh_one(state, workspace, id, &spec, Recompute::Stale).await {
             Ok(states) => recomputed += states.iter().filter(|s| s.recomputed).count(),
             Err(e) => tracing::warn!(dashboard = %id, error = %e, "dashboard refresh failed"),
         }

@@ -342,6 +342,35 @@ async fn dashboards_materialize_refresh_render_and_export() {
         .expect("page");
     assert_eq!(resp.status().as_u16(), 401);
 
+    // An explicit refresh recomputes what changed (nothing here); `force` recomputes all.
+    let (status, body) = env
+        .post(&format!("/v1/dashboards/{id}/refresh"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["widgets"]
+            .as_array()
+            .expect("widgets")
+            .iter()
+            .all(|w| w["recomputed"] == false),
+        "{body}"
+    );
+    let (status, body) = env
+        .post(
+            &format!("/v1/dashboards/{id}/refresh?force=true"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["widgets"]
+            .as_array()
+            .expect("widgets")
+            .iter()
+            .all(|w| w["recomputed"] == true),
+        "{body}"
+    );
+
     // Dashboards kept as files: loaded, loaded again after an edit (same dashboard, new
     // title), and a wrong file reported while the others load.
     let workspace: uuid::Uuid =

@@ -20,7 +20,9 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::auth::{Caller, Role};
-use crate::dashboards::{Reading, chosen_filters, dashboard_error, refresh_one, resolve, service};
+use crate::dashboards::{
+    Reading, Recompute, chosen_filters, dashboard_error, refresh_one, resolve, service,
+};
 use crate::error::{ApiError, ApiJson, Result};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -115,7 +117,7 @@ pub(crate) async fn save_new(
     spec: &DashboardSpec,
 ) -> Result<Row> {
     let id = Uuid::now_v7();
-    let states = refresh_one(state, workspace, id, spec, true).await?;
+    let states = refresh_one(state, workspace, id, spec, Recompute::All).await?;
     if let Err(e) = check_states(spec, &states) {
         service(state)?.store.remove(workspace, id).await.ok();
         return Err(e);
@@ -158,7 +160,7 @@ pub(crate) async fn upsert_file(
             .await?;
         return Ok(row.0);
     };
-    let states = refresh_one(state, workspace, id, &spec, false).await?;
+    let states = refresh_one(state, workspace, id, &spec, Recompute::Stale).await?;
     check_states(&spec, &states)?;
     sqlx::query(
         "UPDATE oneo.dashboards SET name = $2, spec = $3, updated_at = now() WHERE id = $1",
@@ -227,7 +229,7 @@ pub async fn replace(
     load(&state, caller.workspace_id, id).await?;
     let spec = parse(body)?;
     // Widgets whose definition is unchanged keep their answers (same fingerprint).
-    let states = refresh_one(&state, caller.workspace_id, id, &spec, false).await?;
+    let states = refresh_one(&state, caller.workspace_id, id, &spec, Recompute::Stale).await?;
     check_states(&spec, &states)?;
     let row: Row = sqlx::query_as(
         "UPDATE oneo.dashboards SET name = $3, spec = $4, updated_at = now()
@@ -280,7 +282,7 @@ async fn states(
     chosen: &BTreeMap<String, String>,
 ) -> Result<Vec<WidgetState>> {
     if chosen.is_empty() {
-        return refresh_one(state, workspace, id, spec, false).await;
+        return refresh_one(state, workspace, id, spec, Recompute::Stale).await;
     }
     for field in chosen.keys() {
         if !spec.filters.iter().any(|f| &f.field == field) {
@@ -359,11 +361,13 @@ pub async fn refresh(
 ) -> Result<Json<Value>> {
     let (d, spec) = load(&state, caller.workspace_id, id).await?;
     let force = params.get("force").is_some_and(|v| v == "true");
-    let mut states = refresh_one(&state, caller.workspace_id, id, &spec, force).await?;
-    if !force && states.iter().any(|s| !s.current) {
-        // Stale but inside the minimum interval: an explicit refresh does not wait for it.
-        states = refresh_one(&state, caller.workspace_id, id, &spec, false).await?;
-    }
+    // An explicit refresh does not wait out the minimum interval.
+    let which = if force {
+        Recompute::All
+    } else {
+        Recompute::StaleNow
+    };
+    let states = refresh_one(&state, caller.workspace_id, id, &spec, which).await?;
     Ok(Json(data_json(&state, &d, &spec, &states)))
 }
 
