@@ -13,3 +13,9 @@ CREATE TABLE oneo.dashboards (
 );
 CREATE INDEX dashboards_workspace ON oneo.dashboards (workspace_id);
 CREATE UNIQUE INDEX dashboards_source ON oneo.dashboards (workspace_id, source) WHERE source IS NOT NULL;
+
+-- Secrets the server signs with (share links), made once per database.
+CREATE TABLE oneo.server_secrets (
+    name   text PRIMARY KEY,
+    secret bytea NOT NULL
+);

@@ -22,6 +22,7 @@ pub mod load;
 pub mod openapi;
 pub mod relational;
 mod routes;
+mod share;
 mod system;
 
 use std::net::SocketAddr;

@@ -21,7 +21,7 @@ use crate::routes::{
         saved::list, saved::create, saved::get, saved::replace, saved::delete, saved::run, saved::export,
         workspace::get, workspace::update,
         dashboards::list, dashboards::create, dashboards::get, dashboards::replace, dashboards::delete,
-        dashboards::data, dashboards::refresh, dashboards::export,
+        dashboards::data, dashboards::refresh, dashboards::export, dashboards::share,
     ),
     modifiers(&BearerKey)
 )]

@@ -38,6 +38,8 @@ pub struct Page<'a> {
     pub lag_ms: Option<u64>,
     /// Links to the exports (already authorised for this viewer).
     pub exports: Vec<(&'a str, String)>,
+    /// Parameters the filter form carries along (a share link's token).
+    pub keep: Vec<(&'a str, String)>,
     pub now: DateTime<Utc>,
 }
 
@@ -115,6 +117,14 @@ pub fn render_page(page: &Page<'_>) -> String {
 
 fn filters_form(h: &mut String, page: &Page<'_>) {
     h.push_str("<form class=\"filters\" method=\"get\">");
+    for (name, value) in &page.keep {
+        let _ = write!(
+            h,
+            "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+            esc(name),
+            esc(value)
+        );
+    }
     for c in &page.filters {
         let name = format!("f.{}", c.filter.field);
         let value = page

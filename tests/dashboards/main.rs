@@ -342,6 +342,67 @@ async fn dashboards_materialize_refresh_render_and_export() {
         .expect("page");
     assert_eq!(resp.status().as_u16(), 401);
 
+    // A share link opens the page (and its PDF) without a key; a forged one doesn't.
+    let (status, body) = env
+        .post(
+            &format!("/v1/dashboards/{id}/share"),
+            &json!({"expires_in_hours": 0}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["details"][0]["field"], "expires_in_hours");
+    let (status, shared) = env
+        .post(
+            &format!("/v1/dashboards/{id}/share"),
+            &json!({"expires_in_hours": 2}),
+        )
+        .await;
+    assert_eq!(status, 200, "{shared}");
+    let link = format!("{}{}", env.base, shared["url"].as_str().expect("url"));
+    let dom = chromium(&["--dump-dom", &link]);
+    assert!(
+        dom.contains("Deals by stage") && dom.contains("<svg"),
+        "the shared page: {dom}"
+    );
+    assert!(
+        dom.contains("name=\"share\""),
+        "the filter form drops the share token"
+    );
+    let anonymous = reqwest::Client::new();
+    let pdf = anonymous
+        .get(format!(
+            "{}/dashboards/{id}/export.pdf?share={}",
+            env.base,
+            link.split("share=").nth(1).expect("token")
+        ))
+        .send()
+        .await
+        .expect("pdf");
+    assert_eq!(pdf.status().as_u16(), 200);
+    assert!(pdftotext(&pdf.bytes().await.expect("bytes")).contains("Biggest deals"));
+    let forged = link.replace("share=", "share=x");
+    assert_eq!(
+        anonymous
+            .get(&forged)
+            .send()
+            .await
+            .expect("page")
+            .status()
+            .as_u16(),
+        401
+    );
+    let other_dashboard = link.replace(&id, demo_id);
+    assert_eq!(
+        anonymous
+            .get(&other_dashboard)
+            .send()
+            .await
+            .expect("page")
+            .status()
+            .as_u16(),
+        401
+    );
+
     // An explicit refresh recomputes what changed (nothing here); `force` recomputes all.
     let (status, body) = env
         .post(&format!("/v1/dashboards/{id}/refresh"), &json!({}))

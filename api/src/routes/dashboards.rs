@@ -480,6 +480,65 @@ pub async fn export(
         .into_response())
 }
 
+/// `POST /v1/dashboards/{id}/share`: how long the link lives.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareRequest {
+    /// 1 to 720 (30 days); 168 (a week) by default.
+    expires_in_hours: Option<i64>,
+}
+
+#[utoipa::path(post, path = "/v1/dashboards/{id}/share", tag = "dashboards", security(("api_key" = [])),
+    params(("id" = Uuid, Path)), request_body(content = ShareRequest, description = "optional"),
+    responses((status = 200, description = "`url` (a path on this server: the page, no key needed) and `expires_at`", body = Object), (status = 400), (status = 404)))]
+pub async fn share(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<Uuid>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>> {
+    caller.require(Role::Analyst, "share dashboards")?;
+    let req: ShareRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ShareRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::Validation(Issues::one("body", e.to_string())))?
+    };
+    let hours = req.expires_in_hours.unwrap_or(168);
+    if !(1..=720).contains(&hours) {
+        return Err(ApiError::Validation(Issues::one(
+            "expires_in_hours",
+            "must be from 1 to 720 (30 days)",
+        )));
+    }
+    load(&state, caller.workspace_id, id).await?;
+    let expires = Utc::now() + chrono::Duration::hours(hours);
+    let token = crate::share::sign(&state.pool, caller.workspace_id, id, expires).await?;
+    Ok(Json(
+        json!({"url": format!("/dashboards/{id}?share={token}"), "expires_at": expires}),
+    ))
+}
+
+/// Who is looking at a page: by its share token, else by the key in its cookie.
+async fn viewer(
+    state: &AppState,
+    id: Uuid,
+    params: &BTreeMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Uuid> {
+    if let Some(token) = params.get("share") {
+        return crate::share::verify(&state.pool, token, id).await;
+    }
+    let key = cookie_key(headers).ok_or_else(|| {
+        ApiError::Unauthenticated(
+            "open the dashboard with ?key=<API key> once (the page keeps it in a cookie), or with a share link".into(),
+        )
+    })?;
+    Ok(crate::auth::caller_for_key(&state.pool, &key)
+        .await?
+        .workspace_id)
+}
+
 const COOKIE: &str = "oneo_key";
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
@@ -518,16 +577,11 @@ pub async fn page(
         let cookie = format!("{COOKIE}={key}; HttpOnly; SameSite=Strict; Path=/dashboards");
         return Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&to)).into_response());
     }
-    let key = cookie_key(&headers).ok_or_else(|| {
-        ApiError::Unauthenticated(
-            "open the dashboard with ?key=<API key> once; the page keeps it in a cookie".into(),
-        )
-    })?;
-    let caller = crate::auth::caller_for_key(&state.pool, &key).await?;
-    let (d, spec) = load(&state, caller.workspace_id, id).await?;
+    let workspace = viewer(&state, id, &params, &headers).await?;
+    let (d, spec) = load(&state, workspace, id).await?;
     let chosen = chosen_filters(&params);
-    let states = states(&state, caller.workspace_id, id, &spec, &chosen).await?;
-    let reading_schema = crate::routes::reports::workspace_schema(&state, caller.workspace_id)
+    let states = states(&state, workspace, id, &spec, &chosen).await?;
+    let reading_schema = crate::routes::reports::workspace_schema(&state, workspace)
         .await?
         .1;
     let filters: Vec<FilterControl<'_>> = spec
@@ -568,7 +622,21 @@ pub async fn page(
         filters,
         chosen: &chosen,
         lag_ms: lag_ms(&state),
-        exports: vec![("PDF", format!("/dashboards/{id}/export.pdf"))],
+        exports: vec![(
+            "PDF",
+            match params.get("share") {
+                Some(t) => format!(
+                    "/dashboards/{id}/export.pdf?{}",
+                    serde_urlencoded_pairs(&[("share".into(), t.clone())])
+                ),
+                None => format!("/dashboards/{id}/export.pdf"),
+            },
+        )],
+        keep: params
+            .get("share")
+            .map(|t| ("share", t.clone()))
+            .into_iter()
+            .collect(),
         now: Utc::now(),
     });
     Ok(Html(html).into_response())
@@ -581,9 +649,13 @@ pub async fn page_pdf(
     Query(params): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let key = cookie_key(&headers)
-        .ok_or_else(|| ApiError::Unauthenticated("open the dashboard page first".into()))?;
-    let caller = crate::auth::caller_for_key(&state.pool, &key).await?;
+    let workspace = viewer(&state, id, &params, &headers).await?;
+    // A page viewer reads; the export checks no role beyond that.
+    let caller = Caller {
+        workspace_id: workspace,
+        key_id: Uuid::nil(),
+        role: Role::Viewer,
+    };
     export(State(state), Extension(caller), Path(id), Query(params)).await
 }
 

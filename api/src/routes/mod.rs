@@ -69,6 +69,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/dashboards/{id}/data", get(dashboards::data))
         .route("/v1/dashboards/{id}/refresh", post(dashboards::refresh))
         .route("/v1/dashboards/{id}/export", get(dashboards::export))
+        .route("/v1/dashboards/{id}/share", post(dashboards::share))
         .route(
             "/v1/workspace",
             get(workspace::get).patch(workspace::update),
