@@ -48,11 +48,26 @@ pub async fn sign(
     dashboard: Uuid,
     expires: DateTime<Utc>,
 ) -> Result<String> {
+    token(&secret(pool).await?, workspace, dashboard, expires)
+}
+
+/// The workspace a token opens `dashboard` in, if it is genuine, for this dashboard, and
+/// not expired.
+pub async fn verify(pool: &sqlx::PgPool, token: &str, dashboard: Uuid) -> Result<Uuid> {
+    check(&secret(pool).await?, token, dashboard, Utc::now())
+}
+
+fn token(
+    secret: &[u8],
+    workspace: Uuid,
+    dashboard: Uuid,
+    expires: DateTime<Utc>,
+) -> Result<String> {
     let mut payload = Vec::with_capacity(40);
     payload.extend_from_slice(workspace.as_bytes());
     payload.extend_from_slice(dashboard.as_bytes());
     payload.extend_from_slice(&expires.timestamp().to_be_bytes());
-    let tag = mac(&secret(pool).await?, &payload)?.finalize().into_bytes();
+    let tag = mac(secret, &payload)?.finalize().into_bytes();
     Ok(format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(&payload),
@@ -60,9 +75,7 @@ pub async fn sign(
     ))
 }
 
-/// The workspace a token opens `dashboard` in, if it is genuine, for this dashboard, and
-/// not expired.
-pub async fn verify(pool: &sqlx::PgPool, token: &str, dashboard: Uuid) -> Result<Uuid> {
+fn check(secret: &[u8], token: &str, dashboard: Uuid, now: DateTime<Utc>) -> Result<Uuid> {
     let refused = |why: &str| ApiError::Unauthenticated(format!("this share link {why}"));
     let (payload, tag) = token
         .split_once('.')
@@ -76,7 +89,7 @@ pub async fn verify(pool: &sqlx::PgPool, token: &str, dashboard: Uuid) -> Result
     if payload.len() != 40 {
         return Err(refused("is malformed"));
     }
-    mac(&secret(pool).await?, &payload)?
+    mac(secret, &payload)?
         .verify_slice(&tag)
         .map_err(|_| refused("is not genuine"))?;
     let id = |r: std::ops::Range<usize>| {
@@ -88,8 +101,35 @@ pub async fn verify(pool: &sqlx::PgPool, token: &str, dashboard: Uuid) -> Result
     if for_dashboard != dashboard {
         return Err(refused("is for another dashboard"));
     }
-    if i64::from_be_bytes(secs) < Utc::now().timestamp() {
+    if i64::from_be_bytes(secs) < now.timestamp() {
         return Err(refused("has expired"));
     }
     Ok(workspace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_opens_its_dashboard_until_it_expires() {
+        let (ws, dash, now) = (Uuid::now_v7(), Uuid::now_v7(), Utc::now());
+        let t = token(b"secret", ws, dash, now + chrono::Duration::hours(1)).expect("token");
+        assert_eq!(check(b"secret", &t, dash, now).ok(), Some(ws));
+        let later = now + chrono::Duration::hours(2);
+        assert!(
+            check(b"secret", &t, dash, later).is_err_and(|e| e.to_string().contains("expired"))
+        );
+        assert!(check(b"other", &t, dash, now).is_err_and(|e| e.to_string().contains("genuine")));
+        assert!(
+            check(b"secret", &t, Uuid::now_v7(), now)
+                .is_err_and(|e| e.to_string().contains("another"))
+        );
+        // A payload changed to a later expiry no longer matches its signature.
+        let forged = token(b"guess", ws, dash, now + chrono::Duration::days(999)).expect("token");
+        let (payload, _) = forged.split_once('.').expect("dot");
+        let (_, tag) = t.split_once('.').expect("dot");
+        assert!(check(b"secret", &format!("{payload}.{tag}"), dash, now).is_err());
+        assert!(check(b"secret", "garbage", dash, now).is_err());
+    }
 }
