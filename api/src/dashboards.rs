@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oneo_catalog::{Issue, Issues};
+use oneo_catalog::Issues;
 use oneo_dashboards::{
     Context, DashboardError, DashboardSpec, MaterializationStore, RefreshPolicy, ResolvedWidget,
     WidgetState,
@@ -51,12 +51,9 @@ pub(crate) fn service(state: &AppState) -> Result<&Arc<DashboardService>> {
 pub(crate) fn dashboard_error(e: DashboardError) -> ApiError {
     match e {
         DashboardError::Invalid(issues) => ApiError::Validation(issues),
+        // Caller errors became error answers in the widget; what is left is the engine's.
         DashboardError::Widget { widget, source } => match query_error(*source) {
-            ApiError::Validation(Issues(list)) => ApiError::Validation(Issues(
-                list.into_iter()
-                    .map(|i| Issue::new(format!("widgets[{widget}].report.{}", i.field), i.reason))
-                    .collect(),
-            )),
+            ApiError::Query(m) => ApiError::Query(format!("widget `{widget}`: {m}")),
             other => other,
         },
         DashboardError::Query(q) => query_error(*q),

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    dashboards, health, ingest, keys, objects, records, reports, saved, workspace,
+    dashboard_page, dashboards, health, ingest, keys, objects, records, reports, saved, workspace,
 };
 
 #[derive(OpenApi)]
@@ -21,7 +21,7 @@ use crate::routes::{
         saved::list, saved::create, saved::get, saved::replace, saved::delete, saved::run, saved::export,
         workspace::get, workspace::update,
         dashboards::list, dashboards::create, dashboards::get, dashboards::replace, dashboards::delete,
-        dashboards::data, dashboards::refresh, dashboards::export, dashboards::share,
+        dashboards::data, dashboards::refresh, dashboards::export, dashboard_page::share,
     ),
     modifiers(&BearerKey)
 )]

@@ -139,6 +139,19 @@ fn push_unique(list: &mut Vec<String>, s: String) {
     }
 }
 
+/// Which of a report answer's columns hold numbers (right-aligned, formatted as numbers).
+pub fn numeric_columns(columns: &[Value]) -> Vec<bool> {
+    columns
+        .iter()
+        .map(|c| {
+            matches!(
+                c["type"].as_str(),
+                Some("integer" | "decimal" | "currency" | "number" | "percent")
+            )
+        })
+        .collect()
+}
+
 /// A grouping's value as a label: a missing value reads "(none)".
 pub fn label(v: &Value) -> String {
     match v {

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::chart::{ChartData, label};
+use crate::chart::{ChartData, label, numeric_columns};
 use crate::materialize::WidgetState;
 use crate::spec::{ChartKind, GlobalFilter, Position, WidgetKind};
 
@@ -276,19 +276,11 @@ fn chart(h: &mut String, answer: &Value, kind: ChartKind, p: Position) {
     }
 }
 
-/// A report's answer as a table: tabular rows, or a summary's groups and totals (a matrix
-/// as its cells, one row each).
+/// A report's answer as a table: tabular rows, or a summary's groups and totals. A
+/// matrix's pivot is not drawn yet (its `rows` are empty); its XLSX export lays it out.
 fn table(h: &mut String, result: &Value) {
     let columns = result["columns"].as_array().cloned().unwrap_or_default();
-    let numeric: Vec<bool> = columns
-        .iter()
-        .map(|c| {
-            matches!(
-                c["type"].as_str(),
-                Some("integer" | "decimal" | "currency" | "number" | "percent")
-            )
-        })
-        .collect();
+    let numeric = numeric_columns(&columns);
     h.push_str("<table><thead><tr>");
     for (c, n) in columns.iter().zip(&numeric) {
         let _ = write!(

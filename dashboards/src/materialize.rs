@@ -221,6 +221,8 @@ pub async fn refresh(
             .get(key)
             .filter(|m| m.fingerprint == resolved.fingerprint());
         let current = match kept {
+            // Recomputed whatever its tables say.
+            Some(_) if policy.force => false,
             Some(m) => {
                 // Each table's newest version is looked up once per refresh.
                 let unknown: Vec<&String> = m

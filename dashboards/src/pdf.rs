@@ -8,7 +8,7 @@ use printpdf::{
 };
 use serde_json::Value;
 
-use crate::chart::{ChartData, label};
+use crate::chart::{ChartData, label, numeric_columns};
 use crate::error::DashboardError;
 use crate::html::display_number;
 use crate::spec::{ChartKind, WidgetKind};
@@ -291,15 +291,7 @@ fn table(w: &mut Writer, result: &Value) {
     }
     let size = 8.0;
     let col_w = w.usable_width() / columns.len() as f32;
-    let numeric: Vec<bool> = columns
-        .iter()
-        .map(|c| {
-            matches!(
-                c["type"].as_str(),
-                Some("integer" | "decimal" | "currency" | "number" | "percent")
-            )
-        })
-        .collect();
+    let numeric = numeric_columns(&columns);
     let header: Vec<String> = columns
         .iter()
         .map(|c| c["name"].as_str().unwrap_or("").to_string())

@@ -106,6 +106,25 @@ async fn dashboards_materialize_refresh_render_and_export() {
     let (status, created) = env.post("/v1/dashboards", &dashboard_spec()).await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().expect("id").to_string();
+    let workspace: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM oneo.workspaces WHERE name = 'Acme'")
+            .fetch_one(&env.pool)
+            .await
+            .expect("workspace");
+    let stored = env
+        .ingest
+        .lake()
+        .root()
+        .to_file_path()
+        .expect("a local lake")
+        .join(workspace.to_string())
+        .join("dashboards")
+        .join(format!("{id}.parquet"));
+    assert!(
+        stored.is_file(),
+        "creating did not materialize {}",
+        stored.display()
+    );
 
     // Materialized at creation: every widget current, none recomputed by opening.
     let data = get_json(&env, &format!("/v1/dashboards/{id}/data")).await;
@@ -135,8 +154,23 @@ async fn dashboards_materialize_refresh_render_and_export() {
         .await;
     assert_eq!(status, 201, "{body}");
     env.wait_for_lake().await;
-    // Nothing opens the dashboard meanwhile: only the refresher can recompute it.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Nothing opens the dashboard meanwhile: only the refresher can recompute it, and when
+    // it does it rewrites the dashboard's materialization file.
+    let written = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let before = written(&stored);
+    let mut rewritten = false;
+    for _ in 0..150 {
+        if written(&stored) != before {
+            rewritten = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        rewritten,
+        "the refresher did not rewrite {} within 15 s",
+        stored.display()
+    );
     let data = get_json(&env, &format!("/v1/dashboards/{id}/data")).await;
     assert_eq!(
         widget(&data, "deals")["recomputed"],
@@ -434,11 +468,6 @@ async fn dashboards_materialize_refresh_render_and_export() {
 
     // Dashboards kept as files: loaded, loaded again after an edit (same dashboard, new
     // title), and a wrong file reported while the others load.
-    let workspace: uuid::Uuid =
-        sqlx::query_scalar("SELECT id FROM oneo.workspaces WHERE name = 'Acme'")
-            .fetch_one(&env.pool)
-            .await
-            .expect("workspace");
     let root = env.ingest.lake().root().clone();
     let state = oneo_api::AppState {
         pool: env.pool.clone(),

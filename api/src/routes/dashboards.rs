@@ -1,19 +1,17 @@
 //! `/v1/dashboards` (list, create), `/v1/dashboards/{id}` (get, replace, delete),
 //! `/v1/dashboards/{id}/data` (materialized answers; live with global filters),
-//! `/v1/dashboards/{id}/refresh`, `/v1/dashboards/{id}/export?format=pdf` and the page
-//! `/dashboards/{id}`.
+//! `/v1/dashboards/{id}/refresh` and `/v1/dashboards/{id}/export?format=pdf|xlsx`; the page
+//! and share links are in `dashboard_page`.
 
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
-use oneo_catalog::{FieldType, Issues};
-use oneo_dashboards::{
-    DashboardSpec, FilterControl, Page, PageWidget, PaperSize, PdfWidget, WidgetState, layout,
-};
+use oneo_catalog::Issues;
+use oneo_dashboards::{DashboardSpec, PaperSize, PdfWidget, WidgetState, layout};
 use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -28,7 +26,7 @@ use crate::error::{ApiError, ApiJson, Result};
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Dashboard {
     id: Uuid,
-    name: String,
+    pub(crate) name: String,
     #[schema(value_type = Object)]
     spec: Value,
     created_at: DateTime<Utc>,
@@ -189,7 +187,11 @@ pub(crate) async fn ensure(state: &AppState, workspace: Uuid, spec: Value) -> Re
     }
 }
 
-async fn load(state: &AppState, workspace: Uuid, id: Uuid) -> Result<(Dashboard, DashboardSpec)> {
+pub(crate) async fn load(
+    state: &AppState,
+    workspace: Uuid,
+    id: Uuid,
+) -> Result<(Dashboard, DashboardSpec)> {
     let row: Option<Row> = sqlx::query_as(
         "SELECT id, name, spec, created_at, updated_at FROM oneo.dashboards
           WHERE id = $1 AND workspace_id = $2",
@@ -274,7 +276,7 @@ pub async fn delete(
 
 /// The widgets' states: materialized (recomputing only stale ones the policy allows), or
 /// live when global filter values are chosen.
-async fn states(
+pub(crate) async fn states(
     state: &AppState,
     workspace: Uuid,
     id: Uuid,
@@ -303,7 +305,7 @@ async fn states(
         .map_err(dashboard_error)
 }
 
-fn lag_ms(state: &AppState) -> Option<u64> {
+pub(crate) fn lag_ms(state: &AppState) -> Option<u64> {
     state.ingest.as_ref().and_then(|i| i.status.lag_ms())
 }
 
@@ -456,7 +458,7 @@ pub async fn export(
             .map_err(|e| ApiError::Query(format!("XLSX: {e}")))?;
         return Ok((
             [
-                (header::CONTENT_TYPE, XLSX.to_string()),
+                (header::CONTENT_TYPE, crate::routes::saved::XLSX.to_string()),
                 (
                     header::CONTENT_DISPOSITION,
                     format!("attachment; filename=\"{name}.xlsx\""),
@@ -478,189 +480,4 @@ pub async fn export(
         body,
     )
         .into_response())
-}
-
-/// `POST /v1/dashboards/{id}/share`: how long the link lives.
-#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ShareRequest {
-    /// 1 to 720 (30 days); 168 (a week) by default.
-    expires_in_hours: Option<i64>,
-}
-
-#[utoipa::path(post, path = "/v1/dashboards/{id}/share", tag = "dashboards", security(("api_key" = [])),
-    params(("id" = Uuid, Path)), request_body(content = ShareRequest, description = "optional"),
-    responses((status = 200, description = "`url` (a path on this server: the page, no key needed) and `expires_at`", body = Object), (status = 400), (status = 404)))]
-pub async fn share(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<Uuid>,
-    body: axum::body::Bytes,
-) -> Result<Json<Value>> {
-    caller.require(Role::Analyst, "share dashboards")?;
-    let req: ShareRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        ShareRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::Validation(Issues::one("body", e.to_string())))?
-    };
-    let hours = req.expires_in_hours.unwrap_or(168);
-    if !(1..=720).contains(&hours) {
-        return Err(ApiError::Validation(Issues::one(
-            "expires_in_hours",
-            "must be from 1 to 720 (30 days)",
-        )));
-    }
-    load(&state, caller.workspace_id, id).await?;
-    let expires = Utc::now() + chrono::Duration::hours(hours);
-    let token = crate::share::sign(&state.pool, caller.workspace_id, id, expires).await?;
-    Ok(Json(
-        json!({"url": format!("/dashboards/{id}?share={token}"), "expires_at": expires}),
-    ))
-}
-
-/// Who is looking at a page: by its share token, else by the key in its cookie.
-async fn viewer(
-    state: &AppState,
-    id: Uuid,
-    params: &BTreeMap<String, String>,
-    headers: &HeaderMap,
-) -> Result<Uuid> {
-    if let Some(token) = params.get("share") {
-        return crate::share::verify(&state.pool, token, id).await;
-    }
-    let key = cookie_key(headers).ok_or_else(|| {
-        ApiError::Unauthenticated(
-            "open the dashboard with ?key=<API key> once (the page keeps it in a cookie), or with a share link".into(),
-        )
-    })?;
-    Ok(crate::auth::caller_for_key(&state.pool, &key)
-        .await?
-        .workspace_id)
-}
-
-const COOKIE: &str = "oneo_key";
-const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
-
-fn cookie_key(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_string())
-}
-
-/// `GET /dashboards/{id}`: the page. `?key=<api key>` is exchanged for an HttpOnly cookie
-/// and a redirect, so the key leaves the address bar and the history.
-pub async fn page(
-    State(state): State<AppState>,
-    Path(id): Path<Uuid>,
-    Query(params): Query<BTreeMap<String, String>>,
-    headers: HeaderMap,
-) -> Result<Response> {
-    if let Some(key) = params.get("key") {
-        crate::auth::caller_for_key(&state.pool, key).await?;
-        let rest: Vec<(String, String)> = params
-            .iter()
-            .filter(|(k, _)| k.as_str() != "key")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let query = serde_urlencoded_pairs(&rest);
-        let to = if query.is_empty() {
-            format!("/dashboards/{id}")
-        } else {
-            format!("/dashboards/{id}?{query}")
-        };
-        let cookie = format!("{COOKIE}={key}; HttpOnly; SameSite=Strict; Path=/dashboards");
-        return Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&to)).into_response());
-    }
-    let workspace = viewer(&state, id, &params, &headers).await?;
-    let (d, spec) = load(&state, workspace, id).await?;
-    let chosen = chosen_filters(&params);
-    let states = states(&state, workspace, id, &spec, &chosen).await?;
-    let reading_schema = crate::routes::reports::workspace_schema(&state, workspace)
-        .await?
-        .1;
-    let filters: Vec<FilterControl<'_>> = spec
-        .filters
-        .iter()
-        .map(|f| {
-            let field = spec
-                .widgets
-                .iter()
-                .filter_map(|w| w.report.as_ref().map(|r| r.object.as_str()))
-                .find_map(|o| reading_schema.object(o).and_then(|o| o.field(&f.field)));
-            FilterControl {
-                filter: f,
-                options: field.and_then(|d| d.options.clone()).unwrap_or_default(),
-                is_date: field
-                    .is_some_and(|d| matches!(d.field_type, FieldType::Date | FieldType::Datetime)),
-            }
-        })
-        .collect();
-    let positions = layout(&spec.widgets);
-    let widgets = spec
-        .widgets
-        .iter()
-        .zip(&states)
-        .zip(positions)
-        .map(|((w, s), position)| PageWidget {
-            title: &w.title,
-            kind: w.kind,
-            chart: w.chart,
-            position,
-            state: s,
-        })
-        .collect();
-    let html = oneo_dashboards::render_page(&Page {
-        name: &d.name,
-        description: spec.description.as_deref(),
-        widgets,
-        filters,
-        chosen: &chosen,
-        lag_ms: lag_ms(&state),
-        exports: vec![(
-            "PDF",
-            match params.get("share") {
-                Some(t) => format!(
-                    "/dashboards/{id}/export.pdf?{}",
-                    serde_urlencoded_pairs(&[("share".into(), t.clone())])
-                ),
-                None => format!("/dashboards/{id}/export.pdf"),
-            },
-        )],
-        keep: params
-            .get("share")
-            .map(|t| ("share", t.clone()))
-            .into_iter()
-            .collect(),
-        now: Utc::now(),
-    });
-    Ok(Html(html).into_response())
-}
-
-/// `GET /dashboards/{id}/export.pdf`: the PDF for a viewer of the page (its cookie).
-pub async fn page_pdf(
-    State(state): State<AppState>,
-    Path(id): Path<Uuid>,
-    Query(params): Query<BTreeMap<String, String>>,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let workspace = viewer(&state, id, &params, &headers).await?;
-    // A page viewer reads; the export checks no role beyond that.
-    let caller = Caller {
-        workspace_id: workspace,
-        key_id: Uuid::nil(),
-        role: Role::Viewer,
-    };
-    export(State(state), Extension(caller), Path(id), Query(params)).await
-}
-
-fn serde_urlencoded_pairs(pairs: &[(String, String)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
 }

@@ -1,3 +1,4 @@
+pub(crate) mod dashboard_page;
 pub(crate) mod dashboards;
 pub(crate) mod health;
 pub(crate) mod ingest;
@@ -69,7 +70,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/dashboards/{id}/data", get(dashboards::data))
         .route("/v1/dashboards/{id}/refresh", post(dashboards::refresh))
         .route("/v1/dashboards/{id}/export", get(dashboards::export))
-        .route("/v1/dashboards/{id}/share", post(dashboards::share))
+        .route("/v1/dashboards/{id}/share", post(dashboard_page::share))
         .route(
             "/v1/workspace",
             get(workspace::get).patch(workspace::update),
@@ -88,8 +89,8 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(health::openapi))
         // The page authenticates by its own cookie, not the bearer header.
-        .route("/dashboards/{id}", get(dashboards::page))
-        .route("/dashboards/{id}/export.pdf", get(dashboards::page_pdf))
+        .route("/dashboards/{id}", get(dashboard_page::page))
+        .route("/dashboards/{id}/export.pdf", get(dashboard_page::page_pdf))
         .merge(v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
