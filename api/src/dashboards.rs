@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use oneo_catalog::Issues;
 use oneo_dashboards::{
-    Context, DashboardError, DashboardSpec, MaterializationStore, RefreshPolicy, ResolvedWidget,
-    WidgetState,
+    Context, DashboardError, DashboardSpec, MaterializationStore, RefreshPlan, RefreshPolicy,
+    ResolvedWidget, WidgetState,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -154,7 +154,6 @@ pub(crate) async fn refresh_one(
 ) -> Result<Vec<WidgetState>> {
     let service = service(state)?;
     let widgets = resolve(state, workspace, spec).await?;
-    let reading = Reading::open(state, workspace).await?;
     let policy = RefreshPolicy {
         min_interval: if which == Recompute::Stale {
             service.min_interval
@@ -163,15 +162,25 @@ pub(crate) async fn refresh_one(
         },
         force: which == Recompute::All,
     };
-    oneo_dashboards::refresh(
-        reading.context(),
+    let config = crate::routes::reports::lake_config(state)?;
+    let plan = RefreshPlan::new(
+        &config,
         &service.store,
+        workspace,
         dashboard,
         &widgets,
         policy,
     )
     .await
-    .map_err(dashboard_error)
+    .map_err(dashboard_error)?;
+    // The open of a current dashboard: no catalog read, no session, no query.
+    if let Some(states) = plan.kept() {
+        return Ok(states);
+    }
+    let reading = Reading::open(state, workspace).await?;
+    plan.finish(reading.context(), &service.store, &widgets)
+        .await
+        .map_err(dashboard_error)
 }
 
 /// Refreshes every dashboard of every workspace; a dashboard that fails is logged and the

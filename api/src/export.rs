@@ -10,6 +10,50 @@ use oneo_query::{ColumnInfo, ReportResult};
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 use serde_json::Value;
 
+/// A dashboard as one CSV file of sections, one per widget in the dashboard's order: a row
+/// with the widget's title, then its table as [`to_csv`] writes a report (a metric: its value
+/// and, with a comparison, the previous period's and the change), then an empty line.
+pub fn dashboard_csv(widgets: &[(&str, &Value)]) -> Result<Vec<u8>, csv::Error> {
+    let mut out = Vec::new();
+    for (title, answer) in widgets {
+        let mut w = csv::WriterBuilder::new()
+            .flexible(true)
+            .from_writer(Vec::new());
+        w.write_record([title])?;
+        if let Some(e) = answer["error"].as_str() {
+            w.write_record([format!("This widget could not be computed: {e}")])?;
+        } else if answer["widget"] == "metric" {
+            let mut header = vec!["value".to_string()];
+            let mut values = vec![text(&answer["value"])];
+            if let Some(period) = answer["previous_period"].as_str() {
+                header.extend([period.to_string(), "change_percent".to_string()]);
+                values.extend([text(&answer["previous"]), text(&answer["change_percent"])]);
+            }
+            w.write_record(&header)?;
+            w.write_record(&values)?;
+        } else {
+            match serde_json::from_value::<ReportResult>(answer["result"].clone()) {
+                Ok(result) => {
+                    out.extend(
+                        w.into_inner()
+                            .map_err(|e| csv::Error::from(e.into_error()))?,
+                    );
+                    out.extend(to_csv(&result)?);
+                    out.push(b'\n');
+                    continue;
+                }
+                Err(e) => w.write_record([format!("This widget's answer can't be read: {e}")])?,
+            }
+        }
+        out.extend(
+            w.into_inner()
+                .map_err(|e| csv::Error::from(e.into_error()))?,
+        );
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
 /// A value as CSV text; a list as its items joined by `;`.
 fn text(v: &Value) -> String {
     match v {

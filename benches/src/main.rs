@@ -12,6 +12,8 @@
 //!   checked equal value by value, then p50s and ratios.
 //! - `… -- flight-stream --rows 10000000 --runs 3`: a ten-column result streamed over Flight
 //!   SQL from the lake against `COPY … TO STDOUT (FORMAT binary)` of the same rows; rows/s, MB/s.
+//! - `… -- dashboard --scale 1000000`: the demo's ten-widget dashboard over the data set: a
+//!   full refresh's time, a refresh after one write, and `/data` latency while all is current.
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,7 @@ use oneo_api::Application;
 use oneo_api::config::{DatabaseConfig, HttpConfig};
 use serde_json::{Value, json};
 
+mod dashboard;
 mod flight;
 mod ingest;
 mod reports;
@@ -83,6 +86,18 @@ enum Command {
         /// Timed runs each way; the best is compared.
         #[arg(long, default_value_t = 3)]
         runs: usize,
+    },
+    /// The demo dashboard over the data set: full refresh, refresh after a write, and opens.
+    Dashboard {
+        /// Contacts in the data set (companies, deals and activities in proportion).
+        #[arg(long, default_value_t = 100_000)]
+        scale: usize,
+        /// Timed forced refreshes (every widget recomputed).
+        #[arg(long, default_value_t = 5)]
+        refreshes: usize,
+        /// Timed opens of the data endpoint.
+        #[arg(long, default_value_t = 500)]
+        opens: usize,
     },
     /// The standard CRM reports on the lake against the same SQL on PostgreSQL: answers
     /// checked equal, p50 latencies and ratios.
@@ -264,6 +279,26 @@ async fn main() -> anyhow::Result<()> {
                         column_cache: column_cache_mb << 20,
                         query_memory: query_memory_mb << 20,
                         only,
+                    },
+                )
+                .await
+            }
+            Command::Dashboard {
+                scale,
+                refreshes,
+                opens,
+            } => {
+                dashboard::bench(
+                    app_pool,
+                    &db,
+                    ingest_cfg,
+                    created.workspace_id,
+                    &created.api_key,
+                    &base,
+                    dashboard::Size {
+                        scale,
+                        refreshes,
+                        opens,
                     },
                 )
                 .await

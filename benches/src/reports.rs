@@ -154,63 +154,7 @@ pub async fn compare(
         query_memory,
         only,
     } = size;
-    // A kept database (`--keep`) may hold the data set already: the relational copy is
-    // written last, so its presence means the load finished.
-    let copied: bool = sqlx::query_scalar("SELECT to_regclass('rel.contact') IS NOT NULL")
-        .fetch_one(pool)
-        .await?;
-    let loaded_contacts: Option<i64> = if copied {
-        Some(
-            sqlx::query_scalar("SELECT count(*) FROM rel.contact")
-                .fetch_one(pool)
-                .await?,
-        )
-    } else {
-        None
-    };
-    match loaded_contacts {
-        Some(n) if n == scale as i64 => {
-            eprintln!("reports: scale {scale} already loaded; waiting for the lake");
-        }
-        Some(n) => bail!(
-            "the kept database holds the data set at scale {n}, not {scale}: run with that scale or another --keep name"
-        ),
-        None => {
-            // The deal cycle needs the day a deal opened: not a standard field, so the bench
-            // adds it (and the cycle as a formula) the way a workspace admin would.
-            let client = reqwest::Client::new();
-            for field in [
-                json!({"api_name": "opened_on", "label": "Opened on", "type": "date"}),
-                json!({"api_name": "cycle_days", "label": "Cycle (days)", "type": "formula",
-                       "expression": "DAYS_BETWEEN(opened_on, close_date)"}),
-            ] {
-                let resp = client
-                    .post(format!("{api}/v1/objects/deal/fields"))
-                    .bearer_auth(key)
-                    .json(&field)
-                    .send()
-                    .await?;
-                let status = resp.status().as_u16();
-                ensure!(
-                    status == 201,
-                    "adding {field}: {status} {}",
-                    resp.text().await?
-                );
-            }
-            let data = tokio::task::spawn_blocking(move || oneo_data::generate(scale, 42)).await?;
-            let t = Instant::now();
-            let loaded = oneo_api::load::load(pool, workspace, &data, &|_, _, _| {})
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            oneo_api::relational::write_relational_copy(pool, "rel", &data, &loaded)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            eprintln!(
-                "reports: scale {scale} loaded in {:.1} s; waiting for the lake",
-                t.elapsed().as_secs_f64()
-            );
-        }
-    }
+    ensure_loaded(pool, workspace, api, key, scale, "reports").await?;
 
     let (handle, stop, task) = ingest_until_caught_up(pool, cfg, "reports").await?;
     // The lake as ingest left it: one file per table per batch, not yet compacted.
@@ -309,6 +253,77 @@ pub async fn compare(
     server.await??;
     drop(task.await);
     ensure!(differences.is_empty(), "{}", differences.join("\n"));
+    Ok(())
+}
+
+/// Loads the data set at `scale` (and its relational copy) into the workspace, unless a kept
+/// database holds it already; the deal cycle fields are added first, as an admin would.
+pub(crate) async fn ensure_loaded(
+    pool: &PgPool,
+    workspace: Uuid,
+    api: &str,
+    key: &str,
+    scale: usize,
+    bench: &str,
+) -> anyhow::Result<()> {
+    // A kept database (`--keep`) may hold the data set already: the relational copy is
+    // written last, so its presence means the load finished.
+    let copied: bool = sqlx::query_scalar("SELECT to_regclass('rel.contact') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    let loaded_contacts: Option<i64> = if copied {
+        Some(
+            sqlx::query_scalar("SELECT count(*) FROM rel.contact")
+                .fetch_one(pool)
+                .await?,
+        )
+    } else {
+        None
+    };
+    match loaded_contacts {
+        Some(n) if n == scale as i64 => {
+            eprintln!("{bench}: scale {scale} already loaded; waiting for the lake");
+        }
+        Some(n) => bail!(
+            "the kept database holds the data set at scale {n}, not {scale}: run with that scale or another --keep name"
+        ),
+        None => {
+            // The deal cycle needs the day a deal opened: not a standard field, so the bench
+            // adds it (and the cycle as a formula) the way a workspace admin would.
+            let client = reqwest::Client::new();
+            for field in [
+                json!({"api_name": "opened_on", "label": "Opened on", "type": "date"}),
+                json!({"api_name": "cycle_days", "label": "Cycle (days)", "type": "formula",
+                       "expression": "DAYS_BETWEEN(opened_on, close_date)"}),
+            ] {
+                let resp = client
+                    .post(format!("{api}/v1/objects/deal/fields"))
+                    .bearer_auth(key)
+                    .json(&field)
+                    .send()
+                    .await?;
+                let status = resp.status().as_u16();
+                ensure!(
+                    status == 201,
+                    "adding {field}: {status} {}",
+                    resp.text().await?
+                );
+            }
+            let data = tokio::task::spawn_blocking(move || oneo_data::generate(scale, 42)).await?;
+            let t = Instant::now();
+            let loaded = oneo_api::load::load(pool, workspace, &data, &|_, _, _| {})
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            oneo_api::relational::write_relational_copy(pool, "rel", &data, &loaded)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!(
+                "{bench}: scale {scale} loaded in {:.1} s; waiting for the lake",
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
+
     Ok(())
 }
 

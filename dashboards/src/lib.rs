@@ -28,8 +28,8 @@ pub use chart::{ChartData, label};
 pub use error::DashboardError;
 pub use html::{FilterControl, Page, PageWidget, display_number, render_page};
 pub use materialize::{
-    Context, RefreshPolicy, ResolvedWidget, WidgetState, compute, global_filters, live, number,
-    refresh,
+    Context, RefreshPlan, RefreshPolicy, ResolvedWidget, WidgetState, compute, global_filters,
+    live, number, refresh,
 };
 pub use pdf::{PaperSize, PdfWidget, render_pdf};
 pub use spec::{

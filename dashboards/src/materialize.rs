@@ -208,67 +208,124 @@ pub async fn refresh(
     widgets: &[ResolvedWidget],
     policy: RefreshPolicy,
 ) -> Result<Vec<WidgetState>, DashboardError> {
-    let workspace = cx.schema.workspace_id;
-    let stored = store.get(workspace, dashboard).await?;
-    let now = Utc::now();
-    let min = chrono::Duration::from_std(policy.min_interval).unwrap_or_default();
-    let mut states = Vec::with_capacity(widgets.len());
-    let mut changed = false;
-    let mut latest: BTreeMap<String, Option<u64>> = BTreeMap::new();
-    for resolved in widgets {
-        let key = &resolved.widget.key;
-        let kept = stored
-            .get(key)
-            .filter(|m| m.fingerprint == resolved.fingerprint());
-        let current = match kept {
-            // Recomputed whatever its tables say.
-            Some(_) if policy.force => false,
-            Some(m) => {
-                // Each table's newest version is looked up once per refresh.
-                let unknown: Vec<&String> = m
-                    .versions
-                    .keys()
-                    .filter(|p| !latest.contains_key(*p))
-                    .collect();
-                latest.extend(cx.config.current_versions(unknown).await?);
-                m.versions.iter().all(|(p, v)| latest.get(p) == Some(v))
-            }
-            None => false,
-        };
-        let keep = match kept {
-            Some(_) if policy.force => false,
-            Some(_) if current => true,
-            // Stale, but recomputed too recently: served as it is, marked stale.
-            Some(m) => now - m.computed_at < min,
-            None => false,
-        };
-        if keep && let Some(m) = kept {
-            states.push(WidgetState {
-                materialized: Arc::clone(m),
-                current,
-                recomputed: false,
-            });
-            continue;
+    let plan = RefreshPlan::new(
+        cx.config,
+        store,
+        cx.schema.workspace_id,
+        dashboard,
+        widgets,
+        policy,
+    )
+    .await?;
+    plan.finish(cx, store, widgets).await
+}
+
+/// What a refresh keeps and what it recomputes, decided from Delta versions alone: opening
+/// a dashboard whose widgets are all current needs no catalog, no session and no query
+/// ([`RefreshPlan::kept`]), only the lake's version numbers.
+#[derive(Debug)]
+pub struct RefreshPlan {
+    workspace: Uuid,
+    dashboard: Uuid,
+    /// Per widget, in order: its kept state, or `None` where it must be recomputed.
+    kept: Vec<Option<WidgetState>>,
+    /// A stored widget is no longer on the dashboard.
+    dropped: bool,
+}
+
+impl RefreshPlan {
+    /// Compares each widget's stored versions with the tables' newest ones.
+    pub async fn new(
+        config: &QueryConfig,
+        store: &MaterializationStore,
+        workspace: Uuid,
+        dashboard: Uuid,
+        widgets: &[ResolvedWidget],
+        policy: RefreshPolicy,
+    ) -> Result<Self, DashboardError> {
+        let stored = store.get(workspace, dashboard).await?;
+        let now = Utc::now();
+        let min = chrono::Duration::from_std(policy.min_interval).unwrap_or_default();
+        let mut kept_states = Vec::with_capacity(widgets.len());
+        let mut latest: BTreeMap<String, Option<u64>> = BTreeMap::new();
+        for resolved in widgets {
+            let kept = stored
+                .get(&resolved.widget.key)
+                .filter(|m| m.fingerprint == resolved.fingerprint());
+            let state = match kept {
+                // Recomputed whatever its tables say.
+                Some(_) if policy.force => None,
+                Some(m) => {
+                    // Each table's newest version is looked up once per refresh.
+                    let unknown: Vec<&String> = m
+                        .versions
+                        .keys()
+                        .filter(|p| !latest.contains_key(*p))
+                        .collect();
+                    latest.extend(config.current_versions(unknown).await?);
+                    let current = m.versions.iter().all(|(p, v)| latest.get(p) == Some(v));
+                    // Stale, but recomputed too recently: served as it is, marked stale.
+                    (current || now - m.computed_at < min).then(|| WidgetState {
+                        materialized: Arc::clone(m),
+                        current,
+                        recomputed: false,
+                    })
+                }
+                None => None,
+            };
+            kept_states.push(state);
         }
-        let m = Arc::new(compute(cx, resolved, Vec::new()).await?);
-        changed = true;
-        states.push(WidgetState {
-            materialized: m,
-            current: true,
-            recomputed: true,
-        });
+        let dropped = stored
+            .keys()
+            .any(|k| !widgets.iter().any(|w| &w.widget.key == k));
+        Ok(Self {
+            workspace,
+            dashboard,
+            kept: kept_states,
+            dropped,
+        })
     }
-    let dropped = stored
-        .keys()
-        .any(|k| !widgets.iter().any(|w| &w.widget.key == k));
-    if changed || dropped {
-        let all: Widgets = states
-            .iter()
-            .map(|s| (s.materialized.key.clone(), Arc::clone(&s.materialized)))
-            .collect();
-        store.put(workspace, dashboard, all).await?;
+
+    /// Every widget's state when none needs recomputing (and nothing needs storing).
+    pub fn kept(&self) -> Option<Vec<WidgetState>> {
+        if self.dropped {
+            return None;
+        }
+        self.kept.iter().cloned().collect()
     }
-    Ok(states)
+
+    /// Recomputes what the plan says (the same `widgets` it was made for) and stores the
+    /// dashboard's materializations when anything changed.
+    pub async fn finish(
+        self,
+        cx: Context<'_>,
+        store: &MaterializationStore,
+        widgets: &[ResolvedWidget],
+    ) -> Result<Vec<WidgetState>, DashboardError> {
+        let mut states = Vec::with_capacity(widgets.len());
+        let mut changed = self.dropped;
+        for (resolved, kept) in widgets.iter().zip(self.kept) {
+            if let Some(state) = kept {
+                states.push(state);
+                continue;
+            }
+            let m = Arc::new(compute(cx, resolved, Vec::new()).await?);
+            changed = true;
+            states.push(WidgetState {
+                materialized: m,
+                current: true,
+                recomputed: true,
+            });
+        }
+        if changed {
+            let all: Widgets = states
+                .iter()
+                .map(|s| (s.materialized.key.clone(), Arc::clone(&s.materialized)))
+                .collect();
+            store.put(self.workspace, self.dashboard, all).await?;
+        }
+        Ok(states)
+    }
 }
 
 /// Runs every widget live with the chosen global filter values; nothing is stored.

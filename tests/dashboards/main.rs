@@ -301,6 +301,53 @@ async fn dashboards_materialize_refresh_render_and_export() {
         stages_sheet.get_value((0, 0)),
         Some(&calamine::Data::String("stage".into()))
     );
+    // The CSV: a section per widget, its title and then its table, with the rows `/data`
+    // serves.
+    let (status, csv_text) = env
+        .send(
+            Method::GET,
+            &format!("/v1/dashboards/{id}/export?format=csv"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{csv_text}");
+    let sections: Vec<&str> = csv_text.split("\n\n").filter(|s| !s.is_empty()).collect();
+    assert_eq!(sections.len(), 5, "{csv_text}");
+    let section = |title: &str| -> Vec<Vec<String>> {
+        let text = sections
+            .iter()
+            .find(|s| s.lines().next() == Some(title))
+            .unwrap_or_else(|| panic!("no section {title} in {csv_text}"));
+        csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(text.as_bytes())
+            .records()
+            .map(|r| r.expect("record").iter().map(str::to_string).collect())
+            .collect()
+    };
+    assert_eq!(
+        section("Open and closed deals")[1..],
+        [
+            vec!["value".to_string()],
+            vec![(deal_count + 1).to_string()]
+        ]
+    );
+    let stage_rows = section("Deals by stage");
+    assert_eq!(stage_rows[1], ["stage", "count"]);
+    let served: Vec<Vec<String>> = widget(&data, "stages")["answer"]["result"]["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .expect("row")
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                .collect()
+        })
+        .collect();
+    assert_eq!(stage_rows[2..], served[..]);
     let (status, body) = env
         .send(
             Method::GET,

@@ -426,7 +426,7 @@ pub(crate) fn paper(params: &BTreeMap<String, String>) -> Result<PaperSize> {
 
 #[utoipa::path(get, path = "/v1/dashboards/{id}/export", tag = "dashboards", security(("api_key" = [])),
     params(("id" = Uuid, Path)),
-    responses((status = 200, description = "`format=pdf` (`paper=a4|letter`): every widget's title, numbers, charts and tables; `format=xlsx`: a sheet per widget with typed cells", content_type = "application/pdf", body = Vec<u8>), (status = 400), (status = 404)))]
+    responses((status = 200, description = "`format=pdf` (`paper=a4|letter`): every widget's title, numbers, charts and tables; `format=xlsx`: a sheet per widget with typed cells; `format=csv`: a section per widget (its title, then its table)", content_type = "application/pdf", body = Vec<u8>), (status = 400), (status = 404)))]
 pub async fn export(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -434,12 +434,10 @@ pub async fn export(
     Query(params): Query<BTreeMap<String, String>>,
 ) -> Result<Response> {
     let format = params.get("format").map_or("pdf", String::as_str);
-    if !matches!(format, "pdf" | "xlsx") {
+    if !matches!(format, "pdf" | "xlsx" | "csv") {
         return Err(ApiError::Validation(Issues::one(
             "format",
-            format!(
-                "`{format}` is not a dashboard export format; use pdf or xlsx (a widget's report exports as csv through /v1/reports)"
-            ),
+            format!("`{format}` is not a dashboard export format; use pdf, xlsx or csv"),
         )));
     }
     let paper = paper(&params)?;
@@ -447,13 +445,28 @@ pub async fn export(
     let chosen = chosen_filters(&params);
     let states = states(&state, caller.workspace_id, id, &spec, &chosen).await?;
     let name = crate::routes::saved::file_name(&spec.name);
+    let sheets: Vec<(&str, &Value)> = spec
+        .widgets
+        .iter()
+        .zip(&states)
+        .map(|(w, s)| (w.title.as_str(), &s.materialized.answer))
+        .collect();
+    if format == "csv" {
+        let body = crate::export::dashboard_csv(&sheets)
+            .map_err(|e| ApiError::Query(format!("CSV: {e}")))?;
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}.csv\""),
+                ),
+            ],
+            body,
+        )
+            .into_response());
+    }
     if format == "xlsx" {
-        let sheets: Vec<(&str, &Value)> = spec
-            .widgets
-            .iter()
-            .zip(&states)
-            .map(|(w, s)| (w.title.as_str(), &s.materialized.answer))
-            .collect();
         let body = crate::export::dashboard_xlsx(&sheets)
             .map_err(|e| ApiError::Query(format!("XLSX: {e}")))?;
         return Ok((

@@ -155,15 +155,20 @@ pub(crate) async fn open_session(
 }
 
 /// The lake's settings and `workspace_id`'s objects as the query engine sees them.
+/// The server's lake, or why there is none.
+pub(crate) fn lake_config(state: &AppState) -> Result<std::sync::Arc<oneo_query::QueryConfig>> {
+    state.lake.clone().ok_or_else(|| {
+        ApiError::Unavailable(
+            "this server has no lake configured, so it can't answer reports".into(),
+        )
+    })
+}
+
 pub(crate) async fn workspace_schema(
     state: &AppState,
     workspace_id: uuid::Uuid,
 ) -> Result<(std::sync::Arc<oneo_query::QueryConfig>, WorkspaceSchema)> {
-    let cfg = state.lake.clone().ok_or_else(|| {
-        ApiError::Unavailable(
-            "this server has no lake configured, so it can't answer reports".into(),
-        )
-    })?;
+    let cfg = lake_config(state)?;
     let objects = schema::load_objects(&state.pool, workspace_id, None).await?;
     let workspace = WorkspaceSchema {
         workspace_id,
