@@ -21,6 +21,7 @@ mod error;
 mod html;
 mod materialize;
 mod pdf;
+mod schedule;
 mod spec;
 mod store;
 
@@ -32,6 +33,7 @@ pub use materialize::{
     live, number, refresh,
 };
 pub use pdf::{PaperSize, PdfWidget, render_pdf};
+pub use schedule::{Condition, FireTimes, Format, MAX_RECIPIENTS, Missed, ScheduleSpec, Target};
 pub use spec::{
     ChartKind, ComparePeriod, DashboardSpec, GRID_COLUMNS, GlobalFilter, MAX_WIDGETS, Period,
     Position, Widget, WidgetKind, check_resolved, filter_for, layout,
