@@ -137,6 +137,7 @@ pub async fn run(
     http: HttpConfig,
     flight: FlightConfig,
     lake: LakeConfig,
+    delivery: oneo_api::config::DeliveryConfig,
     scale: usize,
     seed: u64,
 ) -> anyhow::Result<()> {
@@ -157,6 +158,7 @@ pub async fn run(
     }
     let shutdown = shutdown_token();
     let (app, ingest) = crate::serve::start_ingest(app, &db, &lake, &shutdown)?;
+    let app = app.with_deliveries(delivery)?;
     crate::serve::wait_for_lake(&app, &ingest, &shutdown).await?;
     let flight = app.flight_server(&flight).await?;
     let mut conn = app.pool().acquire().await?;

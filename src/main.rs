@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use oneo_api::config::{DatabaseConfig, FlightConfig, HttpConfig, LakeConfig};
+use oneo_api::config::{DatabaseConfig, DeliveryConfig, FlightConfig, HttpConfig, LakeConfig};
 use shutdown::shutdown_token;
 
 mod shutdown;
@@ -65,7 +65,9 @@ enum Command {
         flight: FlightConfig,
         #[command(flatten)]
         lake: LakeConfig,
-        /// Serve without the replication consumer.
+        #[command(flatten)]
+        delivery: DeliveryConfig,
+        /// Serve without the replication consumer (and so without a lake or deliveries).
         #[arg(long)]
         no_ingest: bool,
     },
@@ -77,6 +79,8 @@ enum Command {
         flight: FlightConfig,
         #[command(flatten)]
         lake: LakeConfig,
+        #[command(flatten)]
+        delivery: DeliveryConfig,
         /// Contacts in the sample data loaded into a new demo workspace.
         #[arg(long, default_value_t = 50_000)]
         scale: usize,
@@ -145,8 +149,12 @@ async fn main() -> anyhow::Result<()> {
             http,
             flight,
             lake,
+            delivery,
             no_ingest,
-        } => serve::run(&db, &http, &flight, (!no_ingest).then_some(&lake)).await?,
+        } => {
+            let lake = (!no_ingest).then_some((&lake, delivery));
+            serve::run(&db, &http, &flight, lake).await?
+        }
         Command::Generate {
             db,
             workspace,
@@ -161,9 +169,10 @@ async fn main() -> anyhow::Result<()> {
             http,
             flight,
             lake,
+            delivery,
             scale,
             seed,
-        } => demo::run(http, flight, lake, scale, seed).await?,
+        } => demo::run(http, flight, lake, delivery, scale, seed).await?,
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use oneo_api::Application;
-use oneo_api::config::{DatabaseConfig, FlightConfig, HttpConfig, LakeConfig};
+use oneo_api::config::{DatabaseConfig, DeliveryConfig, FlightConfig, HttpConfig, LakeConfig};
 use oneo_api::flight::FlightServer;
 use oneo_ingest::IngestHandle;
 use oneo_ingest::source::parse_lsn;
@@ -140,18 +140,20 @@ pub async fn wait_for_lake(
 }
 
 /// `oneo serve`: until SIGTERM or Ctrl-C. With a lake config, ingest runs in the same process
-/// (its status served at `/v1/ingest/status`) and Flight SQL answers from its lake.
+/// (its status served at `/v1/ingest/status`), Flight SQL answers from its lake, and
+/// scheduled deliveries are sent.
 pub async fn run(
     db: &DatabaseConfig,
     http: &HttpConfig,
     flight: &FlightConfig,
-    lake: Option<&LakeConfig>,
+    lake: Option<(&LakeConfig, DeliveryConfig)>,
 ) -> anyhow::Result<()> {
     let shutdown = shutdown_token();
     let app = Application::build(db, http).await?;
     let (app, ingest, flight) = match lake {
-        Some(lake) => {
+        Some((lake, delivery)) => {
             let (app, task) = start_ingest(app, db, lake, &shutdown)?;
+            let app = app.with_deliveries(delivery)?;
             load_dashboards(&app, lake).await;
             let flight = app.flight_server(flight).await?;
             (app, Some(task), Some(flight))

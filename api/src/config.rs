@@ -119,3 +119,65 @@ impl LakeConfig {
         cfg
     }
 }
+
+/// Scheduled deliveries: where mail goes, and how hard a delivery is tried.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeliveryConfig {
+    /// The SMTP server deliveries go through (`smtp://host:port`, `smtps://…` for TLS,
+    /// `smtp://…?tls=required` for STARTTLS; user and password in the URL). Without it,
+    /// deliveries fail with that reason in `/v1/deliveries`.
+    #[arg(long, env = "ONEO_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// The sender of delivery mail.
+    #[arg(
+        long,
+        env = "ONEO_SMTP_FROM",
+        default_value = "Oneo <reports@oneo.localhost>"
+    )]
+    pub smtp_from: String,
+    /// Where recipients reach this server, for download links (default: the REST address).
+    #[arg(long, env = "ONEO_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// A file larger than this (KiB) is not attached; the mail links to it instead.
+    #[arg(long, env = "ONEO_DELIVERY_ATTACHMENT_LIMIT_KB", default_value_t = 10 * 1024)]
+    pub attachment_limit_kb: u64,
+    /// How long a download link stays valid (hours).
+    #[arg(long, env = "ONEO_DELIVERY_LINK_HOURS", default_value_t = 7 * 24)]
+    pub link_hours: i64,
+    /// Attempts before a delivery is marked failed.
+    #[arg(long, env = "ONEO_DELIVERY_MAX_ATTEMPTS", default_value_t = 5)]
+    pub max_attempts: u32,
+    /// The wait before the first retry (ms); each further retry waits twice as long.
+    #[arg(long, env = "ONEO_DELIVERY_RETRY_MS", default_value_t = 30_000)]
+    pub retry_ms: u64,
+    /// How often the scheduler looks for due fires and deliveries (ms).
+    #[arg(long, env = "ONEO_SCHEDULER_TICK_MS", default_value_t = 1000)]
+    pub tick_ms: u64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            smtp_url: None,
+            smtp_from: "Oneo <reports@oneo.localhost>".into(),
+            public_url: None,
+            attachment_limit_kb: 10 * 1024,
+            link_hours: 7 * 24,
+            max_attempts: 5,
+            retry_ms: 30_000,
+            tick_ms: 1000,
+        }
+    }
+}
+
+impl DeliveryConfig {
+    pub fn tick(&self) -> Duration {
+        Duration::from_millis(self.tick_ms.max(10))
+    }
+
+    /// The wait after failed attempt `n` (1-based): `retry_ms`, doubling, capped at a day.
+    pub fn backoff(&self, n: u32) -> Duration {
+        let factor = 1u64 << n.saturating_sub(1).min(20);
+        Duration::from_millis(self.retry_ms.saturating_mul(factor).min(86_400_000))
+    }
+}

@@ -22,6 +22,7 @@ pub mod load;
 pub mod openapi;
 pub mod relational;
 mod routes;
+pub mod schedules;
 mod share;
 mod system;
 
@@ -43,6 +44,8 @@ pub struct AppState {
     pub lake: Option<std::sync::Arc<oneo_query::QueryConfig>>,
     /// Dashboards' materializations, beside the lake.
     pub dashboards: Option<std::sync::Arc<dashboards::DashboardService>>,
+    /// Scheduled deliveries, when this server sends them.
+    pub deliveries: Option<std::sync::Arc<schedules::DeliveryService>>,
 }
 
 /// The REST server, bound and ready to serve.
@@ -63,6 +66,8 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
+    #[error("scheduled deliveries: {0}")]
+    Delivery(String),
     #[error("can't listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -92,6 +97,7 @@ impl Application {
                 ingest: None,
                 lake: None,
                 dashboards: None,
+                deliveries: None,
             },
             http: http.clone(),
         })
@@ -145,6 +151,14 @@ impl Application {
         self
     }
 
+    /// Runs scheduled deliveries (with a lake: see [`Self::with_lake`]) as `cfg` says.
+    pub fn with_deliveries(mut self, cfg: config::DeliveryConfig) -> Result<Self, StartError> {
+        let service = schedules::DeliveryService::new(cfg, self.local_addr())
+            .map_err(StartError::Delivery)?;
+        self.state.deliveries = Some(std::sync::Arc::new(service));
+        Ok(self)
+    }
+
     /// Loads the dashboards kept as files in `dir` (see [`dashboards::load_files`]).
     pub async fn load_dashboard_files(&self, dir: &std::path::Path) -> Vec<dashboards::LoadedFile> {
         dashboards::load_files(&self.state, dir).await
@@ -177,6 +191,7 @@ impl Application {
             self.state.clone(),
             shutdown.clone(),
         ));
+        tokio::spawn(schedules::run(self.state.clone(), shutdown.clone()));
         let router =
             routes::app(self.state).layer(tower_http::timeout::TimeoutLayer::with_status_code(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,

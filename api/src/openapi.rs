@@ -4,7 +4,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    dashboard_page, dashboards, health, ingest, keys, objects, records, reports, saved, workspace,
+    dashboard_page, dashboards, health, ingest, keys, objects, records, reports, saved, schedules,
+    workspace,
 };
 
 #[derive(OpenApi)]
@@ -22,6 +23,8 @@ use crate::routes::{
         workspace::get, workspace::update,
         dashboards::list, dashboards::create, dashboards::get, dashboards::replace, dashboards::delete,
         dashboards::data, dashboards::refresh, dashboards::export, dashboard_page::share,
+        schedules::list, schedules::create, schedules::get, schedules::replace, schedules::delete,
+        schedules::run, schedules::deliveries,
     ),
     modifiers(&BearerKey)
 )]

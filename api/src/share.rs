@@ -1,7 +1,8 @@
-//! Share links: a dashboard's page for people without a key, signed by the server and
-//! expiring. The token names the workspace, the dashboard and the expiry; its HMAC-SHA256
-//! under a secret kept in PostgreSQL (made once per database, so every server process of
-//! the database signs alike and a restart does not void links).
+//! Signed links for people without a key: a dashboard's page (share links) and a delivery's
+//! file too large to attach (download links). The token names the workspace, the thing it
+//! opens and the expiry; its HMAC-SHA256 under a secret kept in PostgreSQL (made once per
+//! database and per kind of link, so every server process of the database signs alike, a
+//! restart does not void links, and a token of one kind never opens the other).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,22 +14,45 @@ use uuid::Uuid;
 
 use crate::error::{ApiError, Result};
 
-const SECRET: &str = "share_links";
+/// What a link opens.
+#[derive(Debug, Clone, Copy)]
+pub enum Link {
+    /// A dashboard's page.
+    Dashboard,
+    /// A delivery's file.
+    DeliveryFile,
+}
+
+impl Link {
+    fn secret_name(self) -> &'static str {
+        match self {
+            Self::Dashboard => "share_links",
+            Self::DeliveryFile => "delivery_links",
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Self::Dashboard => "share link",
+            Self::DeliveryFile => "download link",
+        }
+    }
+}
 
 /// The signing secret, created on first use.
-async fn secret(pool: &sqlx::PgPool) -> Result<Vec<u8>> {
+async fn secret(pool: &sqlx::PgPool, link: Link) -> Result<Vec<u8>> {
     let mut fresh = [0u8; 32];
     rand::rng().fill_bytes(&mut fresh);
     sqlx::query(
         "INSERT INTO oneo.server_secrets (name, secret) VALUES ($1, $2) ON CONFLICT DO NOTHING",
     )
-    .bind(SECRET)
+    .bind(link.secret_name())
     .bind(&fresh[..])
     .execute(pool)
     .await?;
     Ok(
         sqlx::query_scalar("SELECT secret FROM oneo.server_secrets WHERE name = $1")
-            .bind(SECRET)
+            .bind(link.secret_name())
             .fetch_one(pool)
             .await?,
     )
@@ -41,20 +65,22 @@ fn mac(secret: &[u8], payload: &[u8]) -> Result<Hmac<Sha256>> {
     Ok(m)
 }
 
-/// A token for `dashboard` of `workspace`, valid until `expires`.
+/// A token opening `subject` (a dashboard, a file) of `workspace` until `expires`.
 pub async fn sign(
     pool: &sqlx::PgPool,
+    link: Link,
     workspace: Uuid,
-    dashboard: Uuid,
+    subject: Uuid,
     expires: DateTime<Utc>,
 ) -> Result<String> {
-    token(&secret(pool).await?, workspace, dashboard, expires)
+    token(&secret(pool, link).await?, workspace, subject, expires)
 }
 
-/// The workspace a token opens `dashboard` in, if it is genuine, for this dashboard, and
-/// not expired.
-pub async fn verify(pool: &sqlx::PgPool, token: &str, dashboard: Uuid) -> Result<Uuid> {
-    check(&secret(pool).await?, token, dashboard, Utc::now())
+/// The workspace a token opens `subject` in, if it is genuine, for this subject, and not
+/// expired.
+pub async fn verify(pool: &sqlx::PgPool, link: Link, token: &str, subject: Uuid) -> Result<Uuid> {
+    check(&secret(pool, link).await?, token, subject, Utc::now())
+        .map_err(|e| ApiError::Unauthenticated(format!("this {} {e}", link.noun())))
 }
 
 fn token(
@@ -75,8 +101,9 @@ fn token(
     ))
 }
 
+/// The workspace, or why not (a phrase completing "this link …").
 fn check(secret: &[u8], token: &str, dashboard: Uuid, now: DateTime<Utc>) -> Result<Uuid> {
-    let refused = |why: &str| ApiError::Unauthenticated(format!("this share link {why}"));
+    let refused = |why: &str| ApiError::Unauthenticated(why.to_string());
     let (payload, tag) = token
         .split_once('.')
         .ok_or_else(|| refused("is malformed"))?;
@@ -99,7 +126,7 @@ fn check(secret: &[u8], token: &str, dashboard: Uuid, now: DateTime<Utc>) -> Res
     let mut secs = [0u8; 8];
     secs.copy_from_slice(&payload[32..40]);
     if for_dashboard != dashboard {
-        return Err(refused("is for another dashboard"));
+        return Err(refused("is for something else"));
     }
     if i64::from_be_bytes(secs) < now.timestamp() {
         return Err(refused("has expired"));
@@ -123,7 +150,7 @@ mod tests {
         assert!(check(b"other", &t, dash, now).is_err_and(|e| e.to_string().contains("genuine")));
         assert!(
             check(b"secret", &t, Uuid::now_v7(), now)
-                .is_err_and(|e| e.to_string().contains("another"))
+                .is_err_and(|e| e.to_string().contains("something else"))
         );
         // A payload changed to a later expiry no longer matches its signature.
         let forged = token(b"guess", ws, dash, now + chrono::Duration::days(999)).expect("token");

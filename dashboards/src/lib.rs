@@ -33,7 +33,9 @@ pub use materialize::{
     live, number, refresh,
 };
 pub use pdf::{PaperSize, PdfWidget, render_pdf};
-pub use schedule::{Condition, FireTimes, Format, MAX_RECIPIENTS, Missed, ScheduleSpec, Target};
+pub use schedule::{
+    Condition, Due, FireTimes, Format, MAX_RECIPIENTS, Missed, ScheduleSpec, Target,
+};
 pub use spec::{
     ChartKind, ComparePeriod, DashboardSpec, GRID_COLUMNS, GlobalFilter, MAX_WIDGETS, Period,
     Position, Widget, WidgetKind, check_resolved, filter_for, layout,

@@ -73,10 +73,10 @@ pub enum Condition {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Missed {
-    /// The latest missed fire is sent once at startup (older ones are logged as skipped).
+    /// The latest missed fire is sent once at startup; its delivery counts the older ones.
     #[default]
     SendOnce,
-    /// Missed fires are logged as skipped and nothing is sent.
+    /// The latest missed fire is logged as skipped (counting the older ones); nothing is sent.
     Skip,
 }
 
@@ -142,6 +142,43 @@ impl FireTimes {
             at = next;
         }
         (latest, count)
+    }
+}
+
+/// What a scheduler does with a schedule whose next fire is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    /// The fire this claim delivers (or logs as skipped): the latest one due.
+    pub fire_at: DateTime<Utc>,
+    /// Earlier due fires folded into it.
+    pub folded: usize,
+    /// Whether it is sent (`false`: missed while no server ran, and the schedule skips those).
+    pub send: bool,
+    /// The schedule's next fire after this claim.
+    pub next: Option<DateTime<Utc>>,
+}
+
+impl FireTimes {
+    /// The claim of a schedule whose first unclaimed fire is `next_fire` (due: at or before
+    /// `now`). A fire older than `grace` was missed while no server ran; `missed` says what
+    /// then happens. A fire within `grace` is on time and sent, whatever the policy.
+    pub fn due(
+        &self,
+        next_fire: DateTime<Utc>,
+        now: DateTime<Utc>,
+        grace: chrono::Duration,
+        missed: Missed,
+    ) -> Due {
+        let before = next_fire - chrono::Duration::microseconds(1);
+        let (latest, count) = self.missed(before, now);
+        let fire_at = latest.unwrap_or(next_fire);
+        let on_time = now - fire_at <= grace;
+        Due {
+            fire_at,
+            folded: count.saturating_sub(1),
+            send: on_time || missed == Missed::SendOnce,
+            next: self.next_after(now.max(fire_at)),
+        }
     }
 }
 
@@ -333,6 +370,46 @@ mod tests {
         assert_eq!(
             when.next_after(at("2026-12-07T07:59:59Z")),
             Some(at("2026-12-07T08:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_due_fire_is_sent_once_and_missed_ones_fold_into_it() {
+        let hourly = spec(json!({"cron": "0 * * * *"})).when().expect("valid");
+        let grace = chrono::Duration::seconds(60);
+        // On time: the 09:00 fire claimed at 09:00:00.4.
+        let d = hourly.due(
+            at("2026-12-07T09:00:00Z"),
+            at("2026-12-07T09:00:00.4Z"),
+            grace,
+            Missed::Skip,
+        );
+        assert_eq!(
+            (d.fire_at, d.folded, d.send),
+            (at("2026-12-07T09:00:00Z"), 0, true)
+        );
+        assert_eq!(d.next, Some(at("2026-12-07T10:00:00Z")));
+        // Down from 09:30 to 12:20: 10:00, 11:00 and 12:00 were missed; 12:00 stands for all.
+        let d = hourly.due(
+            at("2026-12-07T10:00:00Z"),
+            at("2026-12-07T12:20:00Z"),
+            grace,
+            Missed::SendOnce,
+        );
+        assert_eq!(
+            (d.fire_at, d.folded, d.send),
+            (at("2026-12-07T12:00:00Z"), 2, true)
+        );
+        assert_eq!(d.next, Some(at("2026-12-07T13:00:00Z")));
+        let d = hourly.due(
+            at("2026-12-07T10:00:00Z"),
+            at("2026-12-07T12:20:00Z"),
+            grace,
+            Missed::Skip,
+        );
+        assert!(
+            !d.send,
+            "a schedule that skips missed fires sends none of them"
         );
     }
 }

@@ -525,6 +525,7 @@ async fn dashboards_materialize_refresh_render_and_export() {
         dashboards: Some(std::sync::Arc::new(
             oneo_api::dashboards::DashboardService::new(&root).expect("service"),
         )),
+        deliveries: None,
     };
     let dir = tempfile::tempdir().expect("dir");
     let yaml = |title: &str| {

@@ -52,7 +52,14 @@ pub async fn share(
     }
     load(&state, caller.workspace_id, id).await?;
     let expires = Utc::now() + chrono::Duration::hours(hours);
-    let token = crate::share::sign(&state.pool, caller.workspace_id, id, expires).await?;
+    let token = crate::share::sign(
+        &state.pool,
+        crate::share::Link::Dashboard,
+        caller.workspace_id,
+        id,
+        expires,
+    )
+    .await?;
     Ok(Json(
         json!({"url": format!("/dashboards/{id}?share={token}"), "expires_at": expires}),
     ))
@@ -66,7 +73,7 @@ async fn viewer(
     headers: &HeaderMap,
 ) -> Result<Uuid> {
     if let Some(token) = params.get("share") {
-        return crate::share::verify(&state.pool, token, id).await;
+        return crate::share::verify(&state.pool, crate::share::Link::Dashboard, token, id).await;
     }
     let key = cookie_key(headers).ok_or_else(|| {
         ApiError::Unauthenticated(

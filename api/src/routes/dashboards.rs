@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use oneo_catalog::Issues;
@@ -444,53 +444,41 @@ pub async fn export(
     let (_, spec) = load(&state, caller.workspace_id, id).await?;
     let chosen = chosen_filters(&params);
     let states = states(&state, caller.workspace_id, id, &spec, &chosen).await?;
+    let (body, content_type) = dashboard_file(&spec, &states, format, paper)?;
     let name = crate::routes::saved::file_name(&spec.name);
+    Ok(crate::routes::saved::attachment(
+        content_type,
+        &name,
+        format,
+        body,
+    ))
+}
+
+/// The dashboard as a file of `format` (`csv`, `xlsx`, else `pdf`), and its content type.
+pub(crate) fn dashboard_file(
+    spec: &DashboardSpec,
+    states: &[WidgetState],
+    format: &str,
+    paper: PaperSize,
+) -> Result<(Vec<u8>, &'static str)> {
+    use crate::routes::saved::{CSV, PDF, XLSX};
     let sheets: Vec<(&str, &Value)> = spec
         .widgets
         .iter()
-        .zip(&states)
+        .zip(states)
         .map(|(w, s)| (w.title.as_str(), &s.materialized.answer))
         .collect();
-    if format == "csv" {
-        let body = crate::export::dashboard_csv(&sheets)
-            .map_err(|e| ApiError::Query(format!("CSV: {e}")))?;
-        return Ok((
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{name}.csv\""),
-                ),
-            ],
-            body,
-        )
-            .into_response());
-    }
-    if format == "xlsx" {
-        let body = crate::export::dashboard_xlsx(&sheets)
-            .map_err(|e| ApiError::Query(format!("XLSX: {e}")))?;
-        return Ok((
-            [
-                (header::CONTENT_TYPE, crate::routes::saved::XLSX.to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{name}.xlsx\""),
-                ),
-            ],
-            body,
-        )
-            .into_response());
-    }
-    let body = pdf_of(&spec, &states, paper)?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/pdf".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}.pdf\""),
-            ),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(match format {
+        "csv" => (
+            crate::export::dashboard_csv(&sheets)
+                .map_err(|e| ApiError::Query(format!("CSV: {e}")))?,
+            CSV,
+        ),
+        "xlsx" => (
+            crate::export::dashboard_xlsx(&sheets)
+                .map_err(|e| ApiError::Query(format!("XLSX: {e}")))?,
+            XLSX,
+        ),
+        _ => (pdf_of(spec, states, paper)?, PDF),
+    })
 }

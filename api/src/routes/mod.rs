@@ -7,6 +7,7 @@ pub(crate) mod objects;
 pub(crate) mod records;
 pub(crate) mod reports;
 pub(crate) mod saved;
+pub(crate) mod schedules;
 pub(crate) mod workspace;
 
 use axum::extract::{DefaultBodyLimit, Request};
@@ -72,6 +73,18 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/dashboards/{id}/export", get(dashboards::export))
         .route("/v1/dashboards/{id}/share", post(dashboard_page::share))
         .route(
+            "/v1/schedules",
+            get(schedules::list).post(schedules::create),
+        )
+        .route(
+            "/v1/schedules/{id}",
+            get(schedules::get)
+                .put(schedules::replace)
+                .delete(schedules::delete),
+        )
+        .route("/v1/schedules/{id}/run", post(schedules::run))
+        .route("/v1/deliveries", get(schedules::deliveries))
+        .route(
             "/v1/workspace",
             get(workspace::get).patch(workspace::update),
         )
@@ -91,6 +104,8 @@ pub fn app(state: AppState) -> Router {
         // The page authenticates by its own cookie, not the bearer header.
         .route("/dashboards/{id}", get(dashboard_page::page))
         .route("/dashboards/{id}/export.pdf", get(dashboard_page::page_pdf))
+        // A signed link in a delivery's mail, for recipients without a key.
+        .route("/deliveries/files/{id}", get(schedules::download))
         .merge(v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

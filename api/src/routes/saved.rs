@@ -22,9 +22,9 @@ use crate::routes::reports::{Consistency, answer, parse_spec};
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SavedReport {
     id: Uuid,
-    name: String,
+    pub(crate) name: String,
     #[schema(value_type = Object)]
-    spec: Value,
+    pub(crate) spec: Value,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -114,7 +114,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(saved(row))))
 }
 
-async fn load(state: &AppState, caller: &Caller, id: Uuid) -> Result<SavedReport> {
+pub(crate) async fn load(state: &AppState, caller: &Caller, id: Uuid) -> Result<SavedReport> {
     let row: Option<Row> = sqlx::query_as(
         "SELECT id, name, spec, created_at, updated_at FROM oneo.reports
           WHERE id = $1 AND workspace_id = $2",
@@ -197,7 +197,7 @@ pub struct RunSaved {
     as_of: Option<DateTime<Utc>>,
 }
 
-async fn run_saved(
+pub(crate) async fn run_saved(
     state: &AppState,
     caller: &Caller,
     id: Uuid,
@@ -240,6 +240,8 @@ pub struct ExportParams {
 }
 
 pub(crate) const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+pub(crate) const CSV: &str = "text/csv; charset=utf-8";
+pub(crate) const PDF: &str = "application/pdf";
 
 #[utoipa::path(get, path = "/v1/reports/{id}/export", tag = "reports", security(("api_key" = [])),
     params(("id" = Uuid, Path), ExportParams),
@@ -266,39 +268,53 @@ pub async fn export(
     if params.format == "csv" && spec.kind == ReportKind::Tabular {
         // Every row, streamed: a tabular report may hold millions.
         let body = crate::routes::reports::stream_csv(&state, &caller, &spec).await?;
-        return Ok((
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                (
-                    header::CONTENT_DISPOSITION,
-                    format!("attachment; filename=\"{name}.csv\""),
-                ),
-            ],
-            body,
-        )
-            .into_response());
+        return Ok(attachment(CSV, &name, "csv", body));
     }
     let result = run_saved(&state, &caller, id, RunSaved::default()).await?;
-    let (body, content_type) = if params.format == "pdf" {
-        (report_pdf(&report.name, &result)?, "application/pdf")
-    } else if params.format == "xlsx" {
-        let groupings = report.spec["groupings"].as_array().map_or(0, Vec::len);
-        let body = export::to_xlsx(&result, groupings)
-            .map_err(|e| ApiError::Query(format!("XLSX: {e}")))?;
-        (body, XLSX)
-    } else {
-        let body = export::to_csv(&result).map_err(|e| ApiError::Query(format!("CSV: {e}")))?;
-        (body, "text/csv; charset=utf-8")
-    };
-    let file = format!("attachment; filename=\"{name}.{}\"", params.format);
-    Ok((
+    let groupings = report.spec["groupings"].as_array().map_or(0, Vec::len);
+    let (body, content_type) = report_file(&report.name, &params.format, &result, groupings)?;
+    Ok(attachment(content_type, &name, &params.format, body))
+}
+
+/// A report's answer as a file of `format` (`pdf`, `xlsx`, else `csv`), and its content type.
+pub(crate) fn report_file(
+    name: &str,
+    format: &str,
+    result: &ReportResult,
+    groupings: usize,
+) -> Result<(Vec<u8>, &'static str)> {
+    Ok(match format {
+        "pdf" => (report_pdf(name, result)?, PDF),
+        "xlsx" => (
+            export::to_xlsx(result, groupings)
+                .map_err(|e| ApiError::Query(format!("XLSX: {e}")))?,
+            XLSX,
+        ),
+        _ => (
+            export::to_csv(result).map_err(|e| ApiError::Query(format!("CSV: {e}")))?,
+            CSV,
+        ),
+    })
+}
+
+/// A download: the body with its content type, saved by the browser as `name.ext`.
+pub(crate) fn attachment(
+    content_type: &str,
+    name: &str,
+    ext: &str,
+    body: impl Into<axum::body::Body>,
+) -> Response {
+    (
         [
             (header::CONTENT_TYPE, content_type.to_string()),
-            (header::CONTENT_DISPOSITION, file),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}.{ext}\""),
+            ),
         ],
-        body,
+        body.into(),
     )
-        .into_response())
+        .into_response()
 }
 
 /// A report's name as a safe file name.

@@ -68,6 +68,7 @@ impl TestApp {
             ingest: None,
             lake: None,
             dashboards: None,
+            deliveries: None,
         });
         Self {
             router,
