@@ -18,7 +18,7 @@ CREATE INDEX schedules_workspace ON oneo.schedules (workspace_id);
 CREATE INDEX schedules_due ON oneo.schedules (next_fire_at) WHERE next_fire_at IS NOT NULL;
 
 -- The delivery log: one row per fire (or per "send now"), with every attempt. A delivery
--- being sent is held with FOR UPDATE by the process sending it; a process that dies
+-- being sent is held with FOR NO KEY UPDATE by the process sending it; a process that dies
 -- mid-send releases it, and the next attempt is another's.
 CREATE TABLE oneo.deliveries (
     id              uuid PRIMARY KEY,

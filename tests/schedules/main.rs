@@ -224,7 +224,7 @@ async fn a_delivery_mails_the_report_as_csv_pdf_and_xlsx_and_logs_it() {
             &base,
             "Lost giants",
             json!({"type": "tabular", "object": "deal", "columns": ["name"],
-                   "filters": [{"field": "amount", "op": "greater_than", "value": 1e15}]}),
+                   "filters": [{"field": "amount", "op": "gt", "value": 1e15}]}),
         )
         .await;
     let (status, quiet) = s

@@ -158,7 +158,8 @@ type HeldRow = (
 );
 
 /// Locks the next due delivery (or `only`, when it is due), skipping those other processes
-/// hold.
+/// hold. `NO KEY UPDATE`, not `UPDATE`: the attempt writes the delivery's files (rows whose
+/// foreign key share-locks this one) on other connections while the lock is held.
 pub(crate) async fn hold_due(
     tx: &mut Transaction<'_, Postgres>,
     only: Option<Uuid>,
@@ -168,7 +169,7 @@ pub(crate) async fn hold_due(
            FROM oneo.deliveries
           WHERE status IN ('pending', 'retrying') AND next_attempt_at <= clock_timestamp()
             AND ($1::uuid IS NULL OR id = $1)
-          ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+          ORDER BY next_attempt_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED",
     )
     .bind(only)
     .fetch_optional(&mut **tx)
