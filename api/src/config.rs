@@ -181,3 +181,23 @@ impl DeliveryConfig {
         Duration::from_millis(self.retry_ms.saturating_mul(factor).min(86_400_000))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_doubling_up_to_a_day() {
+        let cfg = DeliveryConfig {
+            retry_ms: 30_000,
+            ..DeliveryConfig::default()
+        };
+        let waits: Vec<u64> = (1..=4).map(|n| cfg.backoff(n).as_secs()).collect();
+        assert_eq!(waits, [30, 60, 120, 240]);
+        assert_eq!(
+            cfg.backoff(40).as_secs(),
+            86_400,
+            "capped, never overflowing"
+        );
+    }
+}

@@ -435,7 +435,7 @@ async fn an_smtp_outage_retries_then_fails_and_a_restart_loses_no_fire() {
             .all(|a| a["error"].as_str().is_some_and(|e| e.contains("SMTP"))),
         "{d}"
     );
-    assert_eq!(d["finished_at"].is_string(), true);
+    assert!(d["finished_at"].is_string(), "{d}");
 
     // A schedule fires while mail is down; the server dies mid-retry.
     s.kill(first);

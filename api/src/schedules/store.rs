@@ -11,6 +11,17 @@ use uuid::Uuid;
 use super::{DeliveryService, Outcome};
 use crate::config::DeliveryConfig;
 
+/// A due schedule: id, workspace, name, spec, its first unclaimed fire, and the database's
+/// clock (one clock for every server process).
+type DueRow = (
+    Uuid,
+    Uuid,
+    String,
+    sqlx::types::Json<Value>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+);
+
 /// Claims every due fire, one schedule per transaction: the schedule row is locked (others
 /// skip it), the fire's delivery written, and `next_fire_at` moved past it, together. How
 /// many fires were claimed.
@@ -21,14 +32,7 @@ pub(crate) async fn claim_due_fires(
     let mut claimed = 0;
     loop {
         let mut tx = pool.begin().await?;
-        let due: Option<(
-            Uuid,
-            Uuid,
-            String,
-            sqlx::types::Json<Value>,
-            DateTime<Utc>,
-            DateTime<Utc>,
-        )> = sqlx::query_as(
+        let due: Option<DueRow> = sqlx::query_as(
             "SELECT id, workspace_id, name, spec, next_fire_at, clock_timestamp()
                    FROM oneo.schedules WHERE next_fire_at <= clock_timestamp()
                   ORDER BY next_fire_at LIMIT 1 FOR UPDATE SKIP LOCKED",
