@@ -335,6 +335,21 @@ async fn two_servers_deliver_each_fire_exactly_once() {
         })
         .await;
 
+    // For the closing note, not asserted: how long after its fire each mail was accepted.
+    let mut lag_ms: Vec<i64> = log
+        .iter()
+        .filter_map(|d| {
+            let at = |v: &Value| v.as_str()?.parse::<chrono::DateTime<chrono::Utc>>().ok();
+            Some((at(&d["attempt_log"][0]["at"])? - at(&d["fire_at"])?).num_milliseconds())
+        })
+        .collect();
+    lag_ms.sort_unstable();
+    eprintln!(
+        "fire to sent: n={} p50={} ms max={} ms",
+        lag_ms.len(),
+        lag_ms.get(lag_ms.len() / 2).copied().unwrap_or_default(),
+        lag_ms.last().copied().unwrap_or_default()
+    );
     let fires: BTreeSet<&str> = log.iter().filter_map(|d| d["fire_at"].as_str()).collect();
     assert_eq!(
         fires.len(),

@@ -3,6 +3,7 @@
 
 use chrono::Utc;
 use oneo_dashboards::{Condition, Format, PaperSize, ScheduleSpec, Target, display_number, number};
+use oneo_query::ReportKind;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -148,8 +149,15 @@ async fn report(
     let mut files = Vec::with_capacity(spec.formats.len());
     if unmet.is_none() {
         for &f in &spec.formats {
-            let (body, content_type) =
-                report_file(&saved.name, ext(f), &result, groupings).map_err(|e| e.to_string())?;
+            let (body, content_type) = if f == Format::Csv && result.kind == ReportKind::Tabular {
+                // Every row, as the CSV export streams them: not only the answer's first page.
+                (
+                    every_row(state, &caller, &saved.spec).await?,
+                    crate::routes::saved::CSV,
+                )
+            } else {
+                report_file(&saved.name, ext(f), &result, groupings).map_err(|e| e.to_string())?
+            };
             files.push(File {
                 name: format!("{stem}.{}", ext(f)),
                 format: f,
@@ -199,7 +207,7 @@ async fn dashboard(
             match dspec.widgets.iter().position(|w| w.key == key) {
                 None => Some(format!("the dashboard has no widget `{key}`")),
                 Some(i) => {
-                    let a = answers[i];
+                    let a = answers.get(i).copied().unwrap_or(&Value::Null);
                     let v = number(&a["value"])
                         .or_else(|| a["result"]["totals"].get(0).and_then(number));
                     crosses(&format!("`{}`", dspec.widgets[i].title), v, *above, *below)
@@ -246,6 +254,18 @@ async fn dashboard(
         lsn,
         unmet,
     })
+}
+
+/// A tabular report's every row as CSV.
+async fn every_row(state: &AppState, caller: &Caller, spec: &Value) -> Result<Vec<u8>, String> {
+    let spec = crate::routes::reports::parse_spec(spec.clone()).map_err(|e| e.to_string())?;
+    let body = crate::routes::reports::stream_csv(state, caller, &spec)
+        .await
+        .map_err(|e| e.to_string())?;
+    axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|e| format!("the CSV stopped early: {e}"))
 }
 
 fn size(bytes: usize) -> String {
