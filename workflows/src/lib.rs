@@ -1,0 +1,28 @@
+//! Oneo's workflow automation. This crate holds a workflow's definition ([`WorkflowSpec`]:
+//! a trigger, steps, per-step error handling) and its validation against a workspace's
+//! objects; the engine (triggers from ingest's change stream, durable runs claimed by
+//! workers) builds on it.
+//!
+//! ```
+//! use oneo_catalog::{FieldDef, FieldType, SchemaView};
+//! use oneo_workflows::WorkflowSpec;
+//!
+//! struct Crm;
+//! impl SchemaView for Crm {
+//!     fn fields_of(&self, object: &str) -> Option<Vec<FieldDef>> {
+//!         (object == "deal").then(|| vec![FieldDef::new("stage", "Stage", FieldType::Text)])
+//!     }
+//! }
+//! let spec: WorkflowSpec = serde_json::from_value(serde_json::json!({
+//!     "name": "Won deals",
+//!     "trigger": {"type": "field_changed", "object": "deal", "field": "stage", "to": "closed_won"},
+//!     "steps": [{"key": "tell", "type": "send_email", "to": ["sales@example.com"],
+//!                "subject": "Won: {{trigger.stage}}"}],
+//! })).unwrap();
+//! assert!(spec.validate(&Crm).is_ok());
+//! ```
+
+mod spec;
+mod validate;
+
+pub use spec::{Action, END, MAX_STEPS, OnError, Step, Trigger, WebhookField, WorkflowSpec};
