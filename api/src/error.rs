@@ -157,3 +157,14 @@ where
         }
     }
 }
+
+/// The field a serde message names (`missing field `cron``, `unknown field `x``), else
+/// `whole`: where a definition read by serde is wrong.
+pub(crate) fn serde_field(message: &str, whole: &str) -> String {
+    message
+        .split('`')
+        .nth(1)
+        .filter(|_| message.starts_with("missing field") || message.starts_with("unknown field"))
+        .unwrap_or(whole)
+        .to_string()
+}

@@ -5,7 +5,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
     dashboard_page, dashboards, health, ingest, keys, objects, records, reports, saved, schedules,
-    workspace,
+    workflows, workspace,
 };
 
 #[derive(OpenApi)]
@@ -25,6 +25,8 @@ use crate::routes::{
         dashboards::data, dashboards::refresh, dashboards::export, dashboard_page::share,
         schedules::list, schedules::create, schedules::get, schedules::replace, schedules::delete,
         schedules::run, schedules::deliveries,
+        workflows::list, workflows::create, workflows::get, workflows::replace, workflows::delete,
+        workflows::enable, workflows::disable, workflows::versions,
     ),
     modifiers(&BearerKey)
 )]

@@ -8,6 +8,7 @@ pub(crate) mod records;
 pub(crate) mod reports;
 pub(crate) mod saved;
 pub(crate) mod schedules;
+pub(crate) mod workflows;
 pub(crate) mod workspace;
 
 use axum::extract::{DefaultBodyLimit, Request};
@@ -84,6 +85,19 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/v1/schedules/{id}/run", post(schedules::run))
         .route("/v1/deliveries", get(schedules::deliveries))
+        .route(
+            "/v1/workflows",
+            get(workflows::list).post(workflows::create),
+        )
+        .route(
+            "/v1/workflows/{id}",
+            get(workflows::get)
+                .put(workflows::replace)
+                .delete(workflows::delete),
+        )
+        .route("/v1/workflows/{id}/enable", post(workflows::enable))
+        .route("/v1/workflows/{id}/disable", post(workflows::disable))
+        .route("/v1/workflows/{id}/versions", get(workflows::versions))
         .route(
             "/v1/workspace",
             get(workspace::get).patch(workspace::update),

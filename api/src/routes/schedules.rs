@@ -57,16 +57,6 @@ fn schedule((id, name, spec, owner_key_id, next_fire_at, created_at, updated_at)
     }
 }
 
-/// The field serde names in its message (`missing field `cron``), else the whole body.
-fn serde_field(message: &str) -> String {
-    message
-        .split('`')
-        .nth(1)
-        .filter(|_| message.starts_with("missing field") || message.starts_with("unknown field"))
-        .unwrap_or("schedule")
-        .to_string()
-}
-
 /// A schedule from its body, checked as far as the workspace lets: its fields, and that its
 /// target is a report or dashboard of this workspace. Its next fire.
 async fn check(
@@ -76,7 +66,7 @@ async fn check(
 ) -> Result<(ScheduleSpec, Option<DateTime<Utc>>)> {
     let spec: ScheduleSpec = serde_json::from_value(body).map_err(|e| {
         let m = e.to_string();
-        ApiError::Validation(Issues::one(serde_field(&m), m))
+        ApiError::Validation(Issues::one(crate::error::serde_field(&m, "schedule"), m))
     })?;
     let times = spec.validate().map_err(ApiError::Validation)?;
     let (table, field, id) = match spec.target {

@@ -10,4 +10,5 @@ mod fields;
 mod generate;
 mod harness;
 mod records;
+mod workflows;
 mod workspace;
