@@ -23,6 +23,8 @@
 //! ```
 
 mod spec;
+mod trigger;
 mod validate;
 
 pub use spec::{Action, END, MAX_STEPS, OnError, Step, Trigger, WebhookField, WorkflowSpec};
+pub use trigger::{Record, RecordChange, RecordOp};
