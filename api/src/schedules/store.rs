@@ -208,7 +208,8 @@ pub(crate) async fn record(
         Outcome::Failed(why) => {
             let left = u32::try_from(attempts).unwrap_or(u32::MAX) < config.max_attempts;
             let wait = config.backoff(u32::try_from(attempts).unwrap_or(u32::MAX));
-            let next = left.then(|| now + chrono::Duration::from_std(wait).unwrap_or_default());
+            // Counted on the database's clock, as `hold_due` compares with it.
+            let next = left.then(|| i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
             let status = if left { "retrying" } else { "failed" };
             tracing::warn!(delivery = %held.id, attempts, error = %why, status, "a delivery attempt failed");
             (status, Some(why), next, json!([]), None)
@@ -217,7 +218,8 @@ pub(crate) async fn record(
     let entry = json!([{"at": now, "outcome": status, "error": error}]);
     sqlx::query(
         "UPDATE oneo.deliveries
-            SET status = $2, attempts = $3, error = $4, next_attempt_at = $5,
+            SET status = $2, attempts = $3, error = $4,
+                next_attempt_at = clock_timestamp() + $5::bigint * interval '1 millisecond',
                 files = CASE WHEN $2 = 'sent' THEN $6 ELSE files END,
                 lsn = coalesce($7, lsn),
                 attempt_log = attempt_log || $8,
