@@ -135,7 +135,7 @@ static DATE_FORMAT: LazyLock<Vec<Item<'static>>> = LazyLock::new(|| {
         .unwrap_or_default()
 });
 
-fn parse_date(text: &str) -> Result<i32, String> {
+pub(crate) fn parse_date(text: &str) -> Result<i32, String> {
     // Arrow's parser reads `YYYY-MM-DD` without building a `Parsed`; chrono's general one
     // handles the rest (or explains why not).
     if let Some(days) = Date32Type::parse(text) {
@@ -157,7 +157,7 @@ static TIMESTAMP_FORMAT: LazyLock<Vec<Item<'static>>> = LazyLock::new(|| {
 });
 
 /// `timestamptz` in PostgreSQL's ISO output: `2026-11-23 10:11:12.5+00` (any session zone).
-fn parse_timestamp(text: &str) -> Result<i64, String> {
+pub(crate) fn parse_timestamp(text: &str) -> Result<i64, String> {
     // Arrow's parser is the fast path (the replication session runs in UTC, so offsets are
     // `+00`); chrono's format reads what it doesn't, or says why not.
     if let Ok(t) = string_to_datetime(&Utc, text) {

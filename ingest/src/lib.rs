@@ -25,6 +25,7 @@ mod pipeline;
 mod snapshot;
 pub mod source;
 pub mod status;
+pub mod values;
 
 use std::time::Duration;
 
