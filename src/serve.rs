@@ -37,7 +37,15 @@ pub fn start_ingest(
         }
     });
     let query = lake.query_config(handle.lake().root().clone());
+    let ingest_cfg = lake.ingest_config(db);
+    let intake = oneo_api::workflow_intake::IntakeConfig {
+        database_url: db.database_url.clone(),
+        // Beside ingest's slot, with a position of its own.
+        slot: format!("{}_wf", ingest_cfg.slot),
+        publication: ingest_cfg.publication.clone(),
+    };
     let app = app
+        .with_workflow_intake(intake)
         .with_ingest(handle.clone())
         .with_lake(query)
         .with_dashboard_timing(lake.dashboard_timing());

@@ -25,6 +25,7 @@ mod routes;
 pub mod schedules;
 mod share;
 mod system;
+pub mod workflow_intake;
 
 use std::net::SocketAddr;
 
@@ -53,6 +54,8 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     http: config::HttpConfig,
+    /// Where the workflow intake reads, when this server runs it.
+    intake: Option<workflow_intake::IntakeConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +103,7 @@ impl Application {
                 deliveries: None,
             },
             http: http.clone(),
+            intake: None,
         })
     }
 
@@ -159,6 +163,12 @@ impl Application {
         Ok(self)
     }
 
+    /// Starts workflow runs from the change stream read through `cfg`'s slot.
+    pub fn with_workflow_intake(mut self, cfg: workflow_intake::IntakeConfig) -> Self {
+        self.intake = Some(cfg);
+        self
+    }
+
     /// Loads the dashboards kept as files in `dir` (see [`dashboards::load_files`]).
     pub async fn load_dashboard_files(&self, dir: &std::path::Path) -> Vec<dashboards::LoadedFile> {
         dashboards::load_files(&self.state, dir).await
@@ -192,6 +202,9 @@ impl Application {
             shutdown.clone(),
         ));
         tokio::spawn(schedules::run(self.state.clone(), shutdown.clone()));
+        if let Some(cfg) = self.intake {
+            tokio::spawn(workflow_intake::run(pool.clone(), cfg, shutdown.clone()));
+        }
         let router =
             routes::app(self.state).layer(tower_http::timeout::TimeoutLayer::with_status_code(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -5,7 +5,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
     dashboard_page, dashboards, health, ingest, keys, objects, records, reports, saved, schedules,
-    workflows, workspace,
+    workflow_runs, workflows, workspace,
 };
 
 #[derive(OpenApi)]
@@ -26,7 +26,7 @@ use crate::routes::{
         schedules::list, schedules::create, schedules::get, schedules::replace, schedules::delete,
         schedules::run, schedules::deliveries,
         workflows::list, workflows::create, workflows::get, workflows::replace, workflows::delete,
-        workflows::enable, workflows::disable, workflows::versions,
+        workflows::enable, workflows::disable, workflows::versions, workflow_runs::list,
     ),
     modifiers(&BearerKey)
 )]

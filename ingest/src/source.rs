@@ -251,6 +251,20 @@ pub async fn open_slot(cfg: &SlotConfig) -> Result<OpenedSlot, IngestError> {
     }
 }
 
+/// Opens the slot (creating it if needed) to stream from its position on, without copying
+/// the tables: for consumers that react to changes (workflow triggers), not mirror rows.
+/// A slot created here sees every transaction that commits after it exists.
+pub async fn open_stream(cfg: &SlotConfig) -> Result<Slot, IngestError> {
+    let stream = cfg.connect(&cfg.slot).await?;
+    let stream = match stream.snapshot().await? {
+        SnapshotOutcome::Unavailable(stream) => stream,
+        SnapshotOutcome::Available(snap) => snap.abandon().await?,
+    };
+    Ok(Slot {
+        stream: Box::new(stream),
+    })
+}
+
 /// A snapshot of some record tables at `lsn` from a scratch slot, for resynchronising
 /// tables while the main slot keeps its position (which is behind `lsn`, so every change
 /// after the snapshot is still to come on the main stream).

@@ -67,7 +67,10 @@ impl Setup {
             .env("ONEO_COLUMN_CACHE_MB", "64")
             .env("ONEO_SCHEDULER_TICK_MS", "100")
             .env("NO_COLOR", "1")
-            .env("RUST_LOG", "warn,oneo::serve=info")
+            .env(
+                "RUST_LOG",
+                "warn,oneo::serve=info,buoyant_kernel=off,deltalake_core=error,pg_walstream=error",
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in env {

@@ -8,6 +8,7 @@ pub(crate) mod records;
 pub(crate) mod reports;
 pub(crate) mod saved;
 pub(crate) mod schedules;
+pub(crate) mod workflow_runs;
 pub(crate) mod workflows;
 pub(crate) mod workspace;
 
@@ -98,6 +99,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/workflows/{id}/enable", post(workflows::enable))
         .route("/v1/workflows/{id}/disable", post(workflows::disable))
         .route("/v1/workflows/{id}/versions", get(workflows::versions))
+        .route("/v1/workflow-runs", get(workflow_runs::list))
         .route(
             "/v1/workspace",
             get(workspace::get).patch(workspace::update),

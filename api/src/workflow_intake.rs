@@ -1,0 +1,222 @@
+//! The workflow intake: every committed record change, read from a replication slot of its
+//! own, matched with the enabled workflows of its workspace and object; a match is a run.
+//!
+//! Exactly once: the runs of a transaction are inserted, keyed by `(workflow, commit LSN,
+//! record, op)`, and only after that insert commits is the transaction's end acknowledged
+//! to the slot. A crash in between replays the transaction; the unique key makes the replay
+//! start nothing. Nothing committed is skipped, as the slot releases nothing unacknowledged.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use oneo_catalog::{FieldDef, SchemaView};
+use oneo_ingest::layout::{ObjectLayout, load_layouts, object_id_of};
+use oneo_ingest::source::{
+    Change, ChangeSource, Op, RECORD_SCHEMA, RowChange, SlotConfig, open_stream,
+};
+use oneo_ingest::values::record_values;
+use oneo_workflows::{RecordChange, RecordOp, WorkflowSpec};
+use serde_json::{Map, Value, json};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Where the intake reads.
+#[derive(Debug, Clone)]
+pub struct IntakeConfig {
+    pub database_url: String,
+    /// Its own slot: ingest's position says nothing about which changes started runs.
+    pub slot: String,
+    pub publication: String,
+}
+
+/// Runs until `stop`; a failure (PostgreSQL restarting, a slot in use) is logged and the
+/// intake reconnects from the slot's position.
+pub async fn run(pool: PgPool, cfg: IntakeConfig, stop: CancellationToken) {
+    let mut wait = Duration::from_millis(500);
+    while !stop.is_cancelled() {
+        match run_once(&pool, &cfg, &stop).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, slot = %cfg.slot, "the workflow intake stopped; reconnecting")
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn run_once(
+    pool: &PgPool,
+    cfg: &IntakeConfig,
+    stop: &CancellationToken,
+) -> Result<(), String> {
+    let slot = SlotConfig {
+        database_url: cfg.database_url.clone(),
+        slot: cfg.slot.clone(),
+        publication: cfg.publication.clone(),
+    };
+    let mut source = open_stream(&slot)
+        .await
+        .map_err(|e| e.to_string())?
+        .start(stop.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut layouts = load_layouts(pool).await.map_err(|e| e.to_string())?;
+    let mut rows: Vec<RowChange> = Vec::new();
+    let mut commit = 0;
+    loop {
+        let chunk = tokio::select! {
+            () = stop.cancelled() => break,
+            c = source.next_chunk() => c.map_err(|e| e.to_string())?,
+        };
+        for change in chunk {
+            match change {
+                Change::Begin { commit_lsn, .. } => {
+                    rows.clear();
+                    commit = commit_lsn;
+                }
+                Change::Row(r) if r.schema.as_ref() == RECORD_SCHEMA => rows.push(*r),
+                Change::Row(_) => {}
+                Change::Commit { end_lsn, .. } => {
+                    if !rows.is_empty() {
+                        start_runs(pool, &mut layouts, commit, &rows).await?;
+                        rows.clear();
+                    }
+                    source.acknowledge(end_lsn);
+                }
+            }
+        }
+    }
+    source.close().await;
+    Ok(())
+}
+
+/// The enabled record-triggered workflows of each (workspace, object) in a transaction.
+type Workflows = HashMap<(Uuid, String), Vec<(Uuid, i32, WorkflowSpec)>>;
+
+/// Inserts the runs one transaction's changes start, in one PostgreSQL transaction.
+async fn start_runs(
+    pool: &PgPool,
+    layouts: &mut HashMap<i64, ObjectLayout>,
+    commit: u64,
+    rows: &[RowChange],
+) -> Result<(), String> {
+    let mut workflows: Workflows = HashMap::new();
+    let mut schemas: HashMap<Uuid, crate::db::schema::WorkspaceSchema> = HashMap::new();
+    let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
+    for row in rows {
+        let Some(object_id) = object_id_of(&row.table) else {
+            continue;
+        };
+        if !layouts.contains_key(&object_id) {
+            // An object made since the intake started.
+            *layouts = load_layouts(pool).await.map_err(|e| e.to_string())?;
+        }
+        let Some(layout) = layouts.get(&object_id) else {
+            continue;
+        };
+        let key = (layout.workspace_id, layout.api_name.clone());
+        if !workflows.contains_key(&key) {
+            let found: Vec<(Uuid, i32, sqlx::types::Json<Value>)> = sqlx::query_as(
+                "SELECT id, version, spec FROM oneo.workflows
+                  WHERE workspace_id = $1 AND enabled AND spec->'trigger'->>'object' = $2",
+            )
+            .bind(layout.workspace_id)
+            .bind(&layout.api_name)
+            .fetch_all(pool)
+            .await
+            .map_err(|e| e.to_string())?;
+            let parsed = found
+                .into_iter()
+                .filter_map(|(id, v, s)| serde_json::from_value(s.0).ok().map(|spec| (id, v, spec)))
+                .collect();
+            workflows.insert(key.clone(), parsed);
+        }
+        let candidates = &workflows[&key];
+        if candidates.is_empty() {
+            continue;
+        }
+        let schema = match schemas.entry(layout.workspace_id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                crate::db::schema::WorkspaceSchema::load(pool, layout.workspace_id)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
+        let fields: Vec<FieldDef> = schema.fields_of(&layout.api_name).unwrap_or_default();
+        let read = |t: &Option<oneo_ingest::source::Tuple>| {
+            t.as_ref().map(|t| record_values(layout, t)).transpose()
+        };
+        let (old, new) = match (read(&row.old), read(&row.new)) {
+            (Ok(o), Ok(n)) => (o, n),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(object = %layout.api_name, error = %e, "a record change could not be read for workflows");
+                continue;
+            }
+        };
+        let op = match row.op {
+            Op::Insert => RecordOp::Created,
+            Op::Update => RecordOp::Updated,
+            Op::Delete => RecordOp::Deleted,
+        };
+        let change = RecordChange {
+            object: &layout.api_name,
+            op,
+            old: old.as_ref(),
+            new: new.as_ref(),
+        };
+        let record_id = new
+            .as_ref()
+            .or(old.as_ref())
+            .and_then(|r| r.get("id"))
+            .map(|v| v.to_json())
+            .unwrap_or(Value::Null);
+        let as_json = |r: &Option<oneo_workflows::Record>| {
+            r.as_ref().map(|r| {
+                Value::Object(
+                    r.iter()
+                        .map(|(k, v)| (k.clone(), v.to_json()))
+                        .collect::<Map<_, _>>(),
+                )
+            })
+        };
+        for (id, version, spec) in candidates {
+            match spec.trigger.fires_on(&change, &fields) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(workflow = %id, error = %e, "a workflow trigger no longer matches its object");
+                    continue;
+                }
+            }
+            let source = format!(
+                "{}/{}/{}",
+                oneo_ingest::format_lsn(commit),
+                record_id.as_str().unwrap_or_default(),
+                row.op.as_str()
+            );
+            let trigger = json!({"object": layout.api_name, "op": row.op.as_str(), "record_id": record_id,
+                                 "old": as_json(&old), "new": as_json(&new)});
+            sqlx::query(
+                "INSERT INTO oneo.workflow_runs (id, workflow_id, workspace_id, version, status, source, trigger)
+                 VALUES ($1, $2, $3, $4, 'pending', $5, $6)
+                 ON CONFLICT (workflow_id, source) DO NOTHING",
+            )
+            .bind(Uuid::now_v7())
+            .bind(id)
+            .bind(layout.workspace_id)
+            .bind(version)
+            .bind(&source)
+            .bind(trigger)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
+        }
+    }
+    tx.commit().await.map_err(|e| e.to_string())
+}

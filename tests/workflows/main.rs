@@ -1,0 +1,189 @@
+//! Workflow triggers from the change stream, with real `oneo serve` processes: a deal moved
+//! to `closed_won` through the API starts its workflow's run once, other writes start none,
+//! another workspace's workflows never see it, and neither a second process nor a restart
+//! that replays the stream starts a run twice.
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../schedules/harness.rs"]
+#[allow(dead_code)]
+mod harness;
+
+use std::time::Duration;
+
+use harness::Setup;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn won_deals() -> Value {
+    json!({
+        "name": "Won deals",
+        "trigger": {"type": "field_changed", "object": "deal", "field": "stage", "to": "closed_won",
+                    "filter": "amount > 1000"},
+        "steps": [{"key": "follow_up", "type": "create_record", "object": "activity",
+                   "values": {"subject": "Kick-off: {{trigger.name}}", "type": "task"}}],
+    })
+}
+
+async fn runs(s: &Setup, base: &str, key: Option<&str>) -> Vec<Value> {
+    let mut req = reqwest::Client::new().get(format!("{base}/v1/workflow-runs?limit=500"));
+    req = req.bearer_auth(key.unwrap_or(&s.key));
+    let resp = req.send().await.expect("runs");
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.json::<Value>()
+        .await
+        .expect("json")
+        .as_array()
+        .expect("list")
+        .clone()
+}
+
+async fn wait_runs(s: &Setup, base: &str, what: &str, n: usize) -> Vec<Value> {
+    for _ in 0..1200 {
+        let r = runs(s, base, None).await;
+        if r.len() >= n {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{what}: fewer than {n} runs within 120 s: {:?}",
+        runs(s, base, None).await
+    );
+}
+
+async fn deal(s: &Setup, base: &str, name: &str, amount: &str) -> String {
+    let (status, body) = s
+        .call(
+            base,
+            Method::POST,
+            "/v1/records/deal",
+            Some(&json!({"name": name, "stage": "proposal", "amount": amount})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_str().expect("id").to_string()
+}
+
+async fn set(s: &Setup, base: &str, id: &str, values: Value) {
+    let (status, body) = s
+        .call(
+            base,
+            Method::PATCH,
+            &format!("/v1/records/deal/{id}"),
+            Some(&values),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Until the intake slot of server `name` has acknowledged everything committed so far.
+async fn intake_caught_up(s: &Setup, name: &str) {
+    let lsn: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+        .fetch_one(&s.pool)
+        .await
+        .expect("lsn");
+    let slot = format!("{}_{name}_wf", s.db_name);
+    for _ in 0..1200 {
+        let done: Option<bool> = sqlx::query_scalar(
+            "SELECT confirmed_flush_lsn >= $1::pg_lsn FROM pg_replication_slots WHERE slot_name = $2",
+        )
+        .bind(&lsn)
+        .bind(&slot)
+        .fetch_optional(&s.pool)
+        .await
+        .expect("slot")
+        .flatten();
+        if done == Some(true) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the intake slot {slot} did not reach {lsn}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_won_deal_starts_its_workflow_once() {
+    let mut s = Setup::new(50).await;
+    let (first, a) = s.serve("a", &[]).await;
+    let (status, w) = s
+        .call(&a, Method::POST, "/v1/workflows", Some(&won_deals()))
+        .await;
+    assert_eq!(status, 201, "{w}");
+    let workflow = w["id"].as_str().expect("id").to_string();
+    // Another workspace has the same workflow: it must never start from this one's deals.
+    let other = oneo_api::db::workspace::create_workspace(&s.pool, "Other")
+        .await
+        .expect("workspace");
+    let resp = reqwest::Client::new()
+        .post(format!("{a}/v1/workflows"))
+        .bearer_auth(&other.api_key)
+        .json(&won_deals())
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(resp.status().as_u16(), 201);
+
+    let big = deal(&s, &a, "Big one", "5000").await;
+    set(&s, &a, &big, json!({"stage": "closed_won"})).await;
+    let r = wait_runs(&s, &a, "the won deal", 1).await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    let run = &r[0];
+    assert_eq!(run["workflow_id"], workflow.as_str());
+    assert_eq!(run["status"], "pending");
+    assert_eq!(run["version"], 1);
+    assert_eq!(run["trigger"]["record_id"], big.as_str());
+    assert_eq!(run["trigger"]["op"], "update");
+    assert_eq!(run["trigger"]["old"]["stage"], "proposal");
+    assert_eq!(run["trigger"]["new"]["stage"], "closed_won");
+
+    // Writes that are no move to won, or fail the filter, start nothing; the next big win
+    // does, and as the stream is ordered, once it is there the others were decided.
+    set(&s, &a, &big, json!({"name": "Big one, renamed"})).await;
+    let small = deal(&s, &a, "Small one", "10").await;
+    set(&s, &a, &small, json!({"stage": "closed_won"})).await;
+    let second = deal(&s, &a, "Second", "7000").await;
+    set(&s, &a, &second, json!({"stage": "closed_won"})).await;
+    let r = wait_runs(&s, &a, "the second win", 2).await;
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(r[0]["trigger"]["record_id"], second.as_str());
+    let theirs = runs(&s, &a, Some(&other.api_key)).await;
+    assert!(
+        theirs.is_empty(),
+        "another workspace's workflow started: {theirs:?}"
+    );
+
+    // A second process reads the same changes through its own slot; each change still
+    // starts one run.
+    let (_, b) = s.serve("b", &[]).await;
+    let third = deal(&s, &b, "Third", "9000").await;
+    set(&s, &b, &third, json!({"stage": "closed_won"})).await;
+    intake_caught_up(&s, "a").await;
+    intake_caught_up(&s, "b").await;
+    let r = runs(&s, &b, None).await;
+    assert_eq!(
+        r.iter()
+            .filter(|x| x["trigger"]["record_id"] == third.as_str())
+            .count(),
+        1,
+        "{r:?}"
+    );
+
+    // Killed, then a win while it is down: the restarted process replays what its slot had
+    // not acknowledged, and starts nothing the other already started.
+    s.kill(first);
+    let fourth = deal(&s, &b, "Fourth", "9500").await;
+    set(&s, &b, &fourth, json!({"stage": "closed_won"})).await;
+    let (_, a) = s.serve("a", &[]).await;
+    intake_caught_up(&s, "a").await;
+    intake_caught_up(&s, "b").await;
+    let r = runs(&s, &a, None).await;
+    assert_eq!(
+        r.len(),
+        4,
+        "one run per win, however many processes read it: {r:?}"
+    );
+    let sources: std::collections::BTreeSet<&str> =
+        r.iter().filter_map(|x| x["source"].as_str()).collect();
+    assert_eq!(sources.len(), 4, "{r:?}");
+}
