@@ -67,6 +67,7 @@ async fn run_once(
         .map_err(|e| e.to_string())?;
     let mut layouts = load_layouts(pool).await.map_err(|e| e.to_string())?;
     let mut rows: Vec<RowChange> = Vec::new();
+    let mut catalog_changed = false;
     let mut commit = 0;
     loop {
         let chunk = tokio::select! {
@@ -80,8 +81,16 @@ async fn run_once(
                     commit = commit_lsn;
                 }
                 Change::Row(r) if r.schema.as_ref() == RECORD_SCHEMA => rows.push(*r),
+                // An object or field made or changed: the columns of later rows follow the
+                // new layout (a trigger on a field added today must see its values).
+                Change::Row(r) if matches!(r.table.as_ref(), "objects" | "fields") => {
+                    catalog_changed = true;
+                }
                 Change::Row(_) => {}
                 Change::Commit { end_lsn, .. } => {
+                    if std::mem::take(&mut catalog_changed) {
+                        layouts = load_layouts(pool).await.map_err(|e| e.to_string())?;
+                    }
                     if !rows.is_empty() {
                         start_runs(pool, &mut layouts, commit, &rows).await?;
                         rows.clear();

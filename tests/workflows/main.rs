@@ -186,4 +186,19 @@ async fn a_won_deal_starts_its_workflow_once() {
     let sources: std::collections::BTreeSet<&str> =
         r.iter().filter_map(|x| x["source"].as_str()).collect();
     assert_eq!(sources.len(), 4, "{r:?}");
+
+    // A field added while the intake runs: a workflow on it sees its values.
+    let (status, body) = s
+        .call(&a, Method::POST, "/v1/objects/deal/fields", Some(&json!({"api_name": "tier", "label": "Tier", "type": "picklist", "options": ["gold", "silver"]})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let gold = json!({"name": "Gold deals",
+        "trigger": {"type": "field_changed", "object": "deal", "field": "tier", "to": "gold"},
+        "steps": [{"key": "note", "type": "create_record", "object": "activity", "values": {"subject": "Gold", "type": "task"}}]});
+    let (status, g) = s.call(&a, Method::POST, "/v1/workflows", Some(&gold)).await;
+    assert_eq!(status, 201, "{g}");
+    set(&s, &a, &fourth, json!({"tier": "gold"})).await;
+    let r = wait_runs(&s, &a, "the gold deal", 5).await;
+    assert_eq!(r[0]["workflow_id"], g["id"], "{r:?}");
+    assert_eq!(r[0]["trigger"]["new"]["tier"], "gold");
 }
