@@ -1,6 +1,7 @@
 pub(crate) mod dashboard_page;
 pub(crate) mod dashboards;
 pub(crate) mod health;
+pub(crate) mod hooks;
 pub(crate) mod ingest;
 pub(crate) mod keys;
 pub(crate) mod objects;
@@ -122,6 +123,8 @@ pub fn app(state: AppState) -> Router {
         .route("/dashboards/{id}/export.pdf", get(dashboard_page::page_pdf))
         // A signed link in a delivery's mail, for recipients without a key.
         .route("/deliveries/files/{id}", get(schedules::download))
+        // A workflow's webhook: the secret in the path is the credential.
+        .route("/hooks/{id}/{secret}", post(hooks::hook))
         .merge(v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

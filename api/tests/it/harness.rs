@@ -122,6 +122,28 @@ impl TestApp {
         }
     }
 
+    /// A POST without a key, with an optional `Idempotency-Key` (webhooks).
+    pub async fn post_hook(&self, path: &str, body: Value, idempotency: Option<&str>) -> Resp {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("content-type", "application/json");
+        if let Some(k) = idempotency {
+            req = req.header("idempotency-key", k);
+        }
+        let req = req.body(Body::from(body.to_string())).expect("request");
+        let resp = self.router.clone().oneshot(req).await.expect("response");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
     pub async fn get(&self, path: &str) -> Resp {
         self.call(Method::GET, path, Some(&self.key.clone()), None)
             .await

@@ -143,6 +143,69 @@ async fn workflows_are_validated_versioned_and_walled() {
         "{path}"
     );
 
+    // The hook starts a run without a key; the body is checked against its fields.
+    let hook_id = r.body["id"].as_str().unwrap().to_string();
+    let path = path.to_string();
+    let started = app
+        .post_hook(&path, json!({"email": "ann@example.com"}), None)
+        .await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    let runs = app
+        .get(&format!("/v1/workflow-runs?workflow={hook_id}"))
+        .await
+        .body;
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+    assert_eq!(runs[0]["id"], started.body["run_id"]);
+    assert_eq!(runs[0]["trigger"]["fields"]["email"], "ann@example.com");
+    let wrong = format!("{}x", &path[..path.len() - 1]);
+    assert_eq!(
+        app.post_hook(&wrong, json!({"email": "ann@example.com"}), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let r = app.post_hook(&path, json!({"mail": "x"}), None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(
+        r.detail_fields(),
+        ["email", "mail"],
+        "required missing, unknown given"
+    );
+    let r = app
+        .post_hook(&path, json!({"email": "not an address"}), None)
+        .await;
+    assert_eq!(r.detail_fields(), ["email"], "{}", r.body);
+    // A retried call with the same Idempotency-Key starts the run once.
+    let once = app
+        .post_hook(&path, json!({"email": "bob@example.com"}), Some("lead-42"))
+        .await;
+    let again = app
+        .post_hook(&path, json!({"email": "bob@example.com"}), Some("lead-42"))
+        .await;
+    assert_eq!(once.body["run_id"], again.body["run_id"]);
+    assert_eq!(
+        (
+            once.body["duplicate"].clone(),
+            again.body["duplicate"].clone()
+        ),
+        (json!(false), json!(true))
+    );
+    let runs = app
+        .get(&format!("/v1/workflow-runs?workflow={hook_id}"))
+        .await
+        .body;
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        2,
+        "bad calls started nothing: {runs}"
+    );
+    app.post(&format!("/v1/workflows/{hook_id}/disable"), json!({}))
+        .await;
+    let r = app
+        .post_hook(&path, json!({"email": "cy@example.com"}), None)
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+
     // Viewers can't change workflows; another workspace can't see them.
     let viewer = app.key_with_role("viewer").await;
     let r = app
