@@ -1,7 +1,7 @@
 //! Oneo's workflow automation. This crate holds a workflow's definition ([`WorkflowSpec`]:
 //! a trigger, steps, per-step error handling) and its validation against a workspace's
-//! objects; the engine (triggers from ingest's change stream, durable runs claimed by
-//! workers) builds on it.
+//! objects, trigger decisions, and the pure part of running one ([`Position`], [`Scope`]);
+//! the worker in `api` keeps runs durable in PostgreSQL.
 //!
 //! ```
 //! use oneo_catalog::{FieldDef, FieldType, SchemaView};
@@ -22,9 +22,12 @@
 //! assert!(spec.validate(&Crm).is_ok());
 //! ```
 
+mod engine;
 mod spec;
 mod trigger;
 mod validate;
 
+pub use engine::{Next, Position, Scope};
+
 pub use spec::{Action, END, MAX_STEPS, OnError, Step, Trigger, WebhookField, WorkflowSpec};
-pub use trigger::{Record, RecordChange, RecordOp};
+pub use trigger::{Record, RecordChange, RecordOp, holds};

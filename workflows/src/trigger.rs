@@ -37,8 +37,8 @@ fn get<'r>(record: Option<&'r Record>, field: &str) -> &'r Value {
     record.and_then(|r| r.get(field)).unwrap_or(&Value::Null)
 }
 
-/// A filter holds when its formula is true on `record` (a null is not true).
-fn holds(filter: Option<&str>, record: Option<&Record>) -> Result<bool, String> {
+/// A filter or condition holds when its formula is true on `record` (a null is not true).
+pub fn holds(filter: Option<&str>, record: Option<&Record>) -> Result<bool, String> {
     let Some(src) = filter else { return Ok(true) };
     let f = Formula::parse(src)?;
     Ok(f.eval(&|name| get(record, name).clone()) == Value::Boolean(true))

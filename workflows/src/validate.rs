@@ -20,6 +20,8 @@ struct Walk<'a> {
     trigger: Option<Vec<FieldDef>>,
     /// Every step's key and the order it appears in (loops' steps included).
     order: BTreeMap<String, usize>,
+    /// The keys of the workflow's own (not loops') steps.
+    top: BTreeSet<String>,
     issues: Vec<Issue>,
 }
 
@@ -30,6 +32,7 @@ impl WorkflowSpec {
             schema,
             trigger: None,
             order: BTreeMap::new(),
+            top: self.steps.iter().map(|s| s.key.clone()).collect(),
             issues: Vec::new(),
         };
         let name = self.name.trim();
@@ -253,14 +256,18 @@ impl Walk<'_> {
         Some(fields)
     }
 
-    /// A step key a step jumps to: another step, or `end`.
-    fn target(&mut self, key: &str, at: String) {
-        if key != END && !self.order.contains_key(key) {
-            self.push(
-                at,
-                format!("there is no step `{key}` (name a step's key, or \"end\")"),
-            );
+    /// A step key a step jumps to: a step of its own list (or, from inside a loop, of the
+    /// workflow's top list, which leaves the loop), or `end`.
+    fn target(&mut self, key: &str, at: String, list: &[Step]) {
+        if key == END || list.iter().any(|s| s.key == key) || self.top.contains(key) {
+            return;
         }
+        let reason = if self.order.contains_key(key) {
+            format!("step `{key}` is inside a loop; a jump can't enter a loop (jump to the loop's own key)")
+        } else {
+            format!("there is no step `{key}` (name a step's key, or \"end\")")
+        };
+        self.push(at, reason);
     }
 
     /// `{{trigger.x}}`, `{{steps.k.x}}` and `{{item.x}}` references in a text.
@@ -338,7 +345,7 @@ impl Walk<'_> {
             let here = format!("{at}[{i}]");
             let own = self.order.get(&s.key).copied().unwrap_or(usize::MAX);
             if let Some(n) = &s.next {
-                self.target(n, format!("{here}.next"));
+                self.target(n, format!("{here}.next"), steps);
             }
             if let OnError::Retry {
                 max_attempts,
@@ -435,9 +442,9 @@ impl Walk<'_> {
                             "this trigger has no record whose fields a condition could read",
                         ),
                     }
-                    self.target(then, format!("{here}.then"));
+                    self.target(then, format!("{here}.then"), steps);
                     if let Some(o) = otherwise {
-                        self.target(o, format!("{here}.else"));
+                        self.target(o, format!("{here}.else"), steps);
                     }
                 }
                 Action::Wait {
@@ -524,7 +531,7 @@ impl Walk<'_> {
                     }
                     for (name, k) in [("on_reject", on_reject), ("on_timeout", on_timeout)] {
                         if let Some(k) = k {
-                            self.target(k, format!("{here}.{name}"));
+                            self.target(k, format!("{here}.{name}"), steps);
                         }
                     }
                 }

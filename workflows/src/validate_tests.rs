@@ -130,3 +130,17 @@ fn an_unknown_field_of_a_step_is_refused_with_the_step_named() {
         "{e}"
     );
 }
+
+#[test]
+fn a_jump_into_a_loop_is_refused_and_a_jump_out_is_allowed() {
+    let s = spec(json!([
+        {"key": "check", "type": "condition", "when": "amount > 5", "then": "close"},
+        {"key": "each", "type": "loop", "object": "activity", "via": "deal",
+         "steps": [{"key": "close", "type": "update_record", "object": "activity",
+                    "record": "{{item.id}}", "values": {"done": true}, "next": "after"}]},
+        {"key": "after", "type": "wait", "seconds": 1},
+    ]));
+    let e = s.validate(&Crm).expect_err("a jump into a loop");
+    assert_eq!(fields(&s), ["steps[0].then"]);
+    assert!(e.0[0].reason.contains("inside a loop"), "{e:?}");
+}
