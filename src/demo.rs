@@ -137,7 +137,10 @@ pub async fn run(
     http: HttpConfig,
     flight: FlightConfig,
     lake: LakeConfig,
-    delivery: oneo_api::config::DeliveryConfig,
+    (delivery, workflows): (
+        oneo_api::config::DeliveryConfig,
+        oneo_api::config::WorkflowConfig,
+    ),
     scale: usize,
     seed: u64,
 ) -> anyhow::Result<()> {
@@ -158,7 +161,9 @@ pub async fn run(
     }
     let shutdown = shutdown_token();
     let (app, ingest) = crate::serve::start_ingest(app, &db, &lake, &shutdown)?;
-    let app = app.with_deliveries(delivery)?;
+    let app = app
+        .with_workflows(workflows, &delivery)?
+        .with_deliveries(delivery)?;
     crate::serve::wait_for_lake(&app, &ingest, &shutdown).await?;
     let flight = app.flight_server(&flight).await?;
     let mut conn = app.pool().acquire().await?;

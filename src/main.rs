@@ -2,7 +2,9 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use oneo_api::config::{DatabaseConfig, DeliveryConfig, FlightConfig, HttpConfig, LakeConfig};
+use oneo_api::config::{
+    DatabaseConfig, DeliveryConfig, FlightConfig, HttpConfig, LakeConfig, WorkflowConfig,
+};
 use shutdown::shutdown_token;
 
 mod shutdown;
@@ -67,6 +69,8 @@ enum Command {
         lake: LakeConfig,
         #[command(flatten)]
         delivery: DeliveryConfig,
+        #[command(flatten)]
+        workflows: WorkflowConfig,
         /// Serve without the replication consumer (and so without a lake or deliveries).
         #[arg(long)]
         no_ingest: bool,
@@ -81,6 +85,8 @@ enum Command {
         lake: LakeConfig,
         #[command(flatten)]
         delivery: DeliveryConfig,
+        #[command(flatten)]
+        workflows: WorkflowConfig,
         /// Contacts in the sample data loaded into a new demo workspace.
         #[arg(long, default_value_t = 50_000)]
         scale: usize,
@@ -150,10 +156,11 @@ async fn main() -> anyhow::Result<()> {
             flight,
             lake,
             delivery,
+            workflows,
             no_ingest,
         } => {
-            let lake = (!no_ingest).then_some((&lake, delivery));
-            serve::run(&db, &http, &flight, lake).await?
+            let lake = (!no_ingest).then_some(&lake);
+            serve::run(&db, &http, &flight, lake, delivery, workflows).await?
         }
         Command::Generate {
             db,
@@ -170,9 +177,10 @@ async fn main() -> anyhow::Result<()> {
             flight,
             lake,
             delivery,
+            workflows,
             scale,
             seed,
-        } => demo::run(http, flight, lake, delivery, scale, seed).await?,
+        } => demo::run(http, flight, lake, (delivery, workflows), scale, seed).await?,
     }
     Ok(())
 }

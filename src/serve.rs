@@ -5,7 +5,9 @@ use std::time::Duration;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use oneo_api::Application;
-use oneo_api::config::{DatabaseConfig, DeliveryConfig, FlightConfig, HttpConfig, LakeConfig};
+use oneo_api::config::{
+    DatabaseConfig, DeliveryConfig, FlightConfig, HttpConfig, LakeConfig, WorkflowConfig,
+};
 use oneo_api::flight::FlightServer;
 use oneo_ingest::IngestHandle;
 use oneo_ingest::source::parse_lsn;
@@ -149,17 +151,21 @@ pub async fn wait_for_lake(
 
 /// `oneo serve`: until SIGTERM or Ctrl-C. With a lake config, ingest runs in the same process
 /// (its status served at `/v1/ingest/status`), Flight SQL answers from its lake, and
-/// scheduled deliveries are sent.
+/// scheduled deliveries are sent. Workflow runs are driven either way.
 pub async fn run(
     db: &DatabaseConfig,
     http: &HttpConfig,
     flight: &FlightConfig,
-    lake: Option<(&LakeConfig, DeliveryConfig)>,
+    lake: Option<&LakeConfig>,
+    delivery: DeliveryConfig,
+    workflows: WorkflowConfig,
 ) -> anyhow::Result<()> {
     let shutdown = shutdown_token();
-    let app = Application::build(db, http).await?;
+    let app = Application::build(db, http)
+        .await?
+        .with_workflows(workflows, &delivery)?;
     let (app, ingest, flight) = match lake {
-        Some((lake, delivery)) => {
+        Some(lake) => {
             let (app, task) = start_ingest(app, db, lake, &shutdown)?;
             let app = app.with_deliveries(delivery)?;
             load_dashboards(&app, lake).await;

@@ -182,6 +182,41 @@ impl DeliveryConfig {
     }
 }
 
+/// Workflow runs: how many this server drives at once and how often it looks for due ones.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkflowConfig {
+    /// Runs driven at once by this process (each holds a database connection while it
+    /// does a step).
+    #[arg(long, env = "ONEO_WORKFLOW_WORKERS", default_value_t = 4)]
+    pub workflow_workers: usize,
+    /// How often idle workers look for due runs (ms); a new run wakes them at once.
+    #[arg(long, env = "ONEO_WORKFLOW_TICK_MS", default_value_t = 500)]
+    pub workflow_tick_ms: u64,
+    /// How often a `wait` on a condition re-reads its record (ms).
+    #[arg(long, env = "ONEO_WORKFLOW_CONDITION_POLL_MS", default_value_t = 5000)]
+    pub workflow_condition_poll_ms: u64,
+}
+
+impl Default for WorkflowConfig {
+    fn default() -> Self {
+        Self {
+            workflow_workers: 4,
+            workflow_tick_ms: 500,
+            workflow_condition_poll_ms: 5000,
+        }
+    }
+}
+
+impl WorkflowConfig {
+    pub fn tick(&self) -> Duration {
+        Duration::from_millis(self.workflow_tick_ms.max(10))
+    }
+
+    pub fn condition_poll(&self) -> Duration {
+        Duration::from_millis(self.workflow_condition_poll_ms.max(10))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

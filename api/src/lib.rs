@@ -26,6 +26,7 @@ pub mod schedules;
 mod share;
 mod system;
 pub mod workflow_intake;
+pub mod workflow_worker;
 
 use std::net::SocketAddr;
 
@@ -56,6 +57,8 @@ pub struct Application {
     http: config::HttpConfig,
     /// Where the workflow intake reads, when this server runs it.
     intake: Option<workflow_intake::IntakeConfig>,
+    /// The workflow workers, when this server drives runs.
+    workflows: Option<std::sync::Arc<workflow_worker::WorkflowService>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +74,8 @@ pub enum StartError {
     },
     #[error("scheduled deliveries: {0}")]
     Delivery(String),
+    #[error("workflows: {0}")]
+    Workflows(String),
     #[error("can't listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -104,6 +109,7 @@ impl Application {
             },
             http: http.clone(),
             intake: None,
+            workflows: None,
         })
     }
 
@@ -169,6 +175,19 @@ impl Application {
         self
     }
 
+    /// Drives workflow runs (steps, waits, retries) with `cfg`; mail goes through the SMTP
+    /// server `smtp` names.
+    pub fn with_workflows(
+        mut self,
+        cfg: config::WorkflowConfig,
+        smtp: &config::DeliveryConfig,
+    ) -> Result<Self, StartError> {
+        let service =
+            workflow_worker::WorkflowService::new(cfg, smtp).map_err(StartError::Workflows)?;
+        self.workflows = Some(std::sync::Arc::new(service));
+        Ok(self)
+    }
+
     /// Loads the dashboards kept as files in `dir` (see [`dashboards::load_files`]).
     pub async fn load_dashboard_files(&self, dir: &std::path::Path) -> Vec<dashboards::LoadedFile> {
         dashboards::load_files(&self.state, dir).await
@@ -204,6 +223,13 @@ impl Application {
         tokio::spawn(schedules::run(self.state.clone(), shutdown.clone()));
         if let Some(cfg) = self.intake {
             tokio::spawn(workflow_intake::run(pool.clone(), cfg, shutdown.clone()));
+        }
+        if let Some(service) = self.workflows {
+            tokio::spawn(workflow_worker::run(
+                pool.clone(),
+                service,
+                shutdown.clone(),
+            ));
         }
         let router =
             routes::app(self.state).layer(tower_http::timeout::TimeoutLayer::with_status_code(

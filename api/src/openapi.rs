@@ -27,6 +27,7 @@ use crate::routes::{
         schedules::run, schedules::deliveries,
         workflows::list, workflows::create, workflows::get, workflows::replace, workflows::delete,
         workflows::enable, workflows::disable, workflows::versions, workflow_runs::list,
+        workflow_runs::get, workflow_runs::approve, workflow_runs::reject,
     ),
     modifiers(&BearerKey)
 )]

@@ -12,7 +12,7 @@ use std::time::Duration;
 use oneo_catalog::{FieldDef, SchemaView};
 use oneo_ingest::layout::{ObjectLayout, load_layouts, object_id_of};
 use oneo_ingest::source::{
-    Change, ChangeSource, Op, RECORD_SCHEMA, RowChange, SlotConfig, open_stream,
+    Cell, Change, ChangeSource, Op, RECORD_SCHEMA, RowChange, SlotConfig, open_stream,
 };
 use oneo_ingest::values::record_values;
 use oneo_workflows::{RecordChange, RecordOp, WorkflowSpec};
@@ -69,6 +69,7 @@ async fn run_once(
     let mut rows: Vec<RowChange> = Vec::new();
     let mut catalog_changed = false;
     let mut commit = 0;
+    let mut writer: Option<Uuid> = None;
     loop {
         let chunk = tokio::select! {
             () = stop.cancelled() => break,
@@ -78,13 +79,28 @@ async fn run_once(
             match change {
                 Change::Begin { commit_lsn, .. } => {
                     rows.clear();
+                    writer = None;
                     commit = commit_lsn;
                 }
                 Change::Row(r) if r.schema.as_ref() == RECORD_SCHEMA => rows.push(*r),
                 // An object or field made or changed: the columns of later rows follow the
                 // new layout (a trigger on a field added today must see its values).
-                Change::Row(r) if matches!(r.table.as_ref(), "objects" | "fields") => {
+                Change::Row(r)
+                    if r.schema.as_ref() == "oneo"
+                        && matches!(r.table.as_ref(), "objects" | "fields") =>
+                {
                     catalog_changed = true;
+                }
+                // A run's step row committed with record writes: those writes are the run's,
+                // and the runs they start are one deeper.
+                Change::Row(r)
+                    if r.schema.as_ref() == "oneo" && r.table.as_ref() == "workflow_steps" =>
+                {
+                    if let Some(Cell::Text(id)) = r.new.as_ref().map(|t| t.get("run_id")) {
+                        if let Ok(id) = Uuid::parse_str(id) {
+                            writer = Some(id);
+                        }
+                    }
                 }
                 Change::Row(_) => {}
                 Change::Commit { end_lsn, .. } => {
@@ -92,7 +108,7 @@ async fn run_once(
                         layouts = load_layouts(pool).await.map_err(|e| e.to_string())?;
                     }
                     if !rows.is_empty() {
-                        start_runs(pool, &mut layouts, commit, &rows).await?;
+                        start_runs(pool, &mut layouts, commit, writer.take(), &rows).await?;
                         rows.clear();
                     }
                     source.acknowledge(end_lsn);
@@ -112,9 +128,22 @@ async fn start_runs(
     pool: &PgPool,
     layouts: &mut HashMap<i64, ObjectLayout>,
     commit: u64,
+    writer: Option<Uuid>,
     rows: &[RowChange],
 ) -> Result<(), String> {
+    // The run that wrote these changes, and so how deep the runs they start are.
+    let parent: Option<(Uuid, i32)> = match writer {
+        None => None,
+        Some(id) => sqlx::query_scalar("SELECT depth FROM oneo.workflow_runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|d: i32| (id, d)),
+    };
+    let depth = parent.map_or(0, |(_, d)| d + 1);
     let mut workflows: Workflows = HashMap::new();
+    let mut started = 0;
     let mut schemas: HashMap<Uuid, crate::db::schema::WorkspaceSchema> = HashMap::new();
     let mut tx = pool.begin().await.map_err(|e| e.to_string())?;
     for row in rows {
@@ -211,21 +240,42 @@ async fn start_runs(
             );
             let trigger = json!({"object": layout.api_name, "op": row.op.as_str(), "record_id": record_id,
                                  "old": as_json(&old), "new": as_json(&new)});
-            sqlx::query(
-                "INSERT INTO oneo.workflow_runs (id, workflow_id, workspace_id, version, status, source, trigger)
-                 VALUES ($1, $2, $3, $4, 'pending', $5, $6)
+            // A chain of workflows firing one another stops at the triggered one's depth.
+            let cut = (depth > i32::try_from(spec.max_depth).unwrap_or(i32::MAX)).then(|| {
+                format!(
+                    "cut: started by the writes of run {} at depth {depth}, deeper than this workflow's max_depth {}",
+                    parent.map(|(p, _)| p.to_string()).unwrap_or_default(),
+                    spec.max_depth
+                )
+            });
+            started += sqlx::query(
+                "INSERT INTO oneo.workflow_runs
+                   (id, workflow_id, workspace_id, version, status, source, trigger, depth, parent_run, error, finished_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $10 IS NULL THEN NULL ELSE now() END)
                  ON CONFLICT (workflow_id, source) DO NOTHING",
             )
             .bind(Uuid::now_v7())
             .bind(id)
             .bind(layout.workspace_id)
             .bind(version)
+            .bind(if cut.is_some() { "cut" } else { "pending" })
             .bind(&source)
             .bind(trigger)
+            .bind(depth)
+            .bind(parent.map(|(p, _)| p))
+            .bind(&cut)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?
+            .rows_affected();
+        }
+    }
+    if started > 0 {
+        // Wakes the workers now rather than at their next tick.
+        sqlx::query("SELECT pg_notify('oneo_workflow_runs', '')")
             .execute(&mut *tx)
             .await
             .map_err(|e| e.to_string())?;
-        }
     }
     tx.commit().await.map_err(|e| e.to_string())
 }

@@ -268,7 +268,7 @@ impl Pipeline {
                             },
                         ));
                     }
-                } else {
+                } else if matches!(row.table.as_ref(), "workspaces" | "objects" | "fields") {
                     t.catalog_changed = true;
                 }
             }

@@ -218,11 +218,9 @@ impl Scope<'_> {
         match v {
             Value::String(s) if s.contains("{{") => self.render_text(s),
             Value::Array(a) => Value::Array(a.iter().map(|v| self.render(v)).collect()),
-            Value::Object(m) => Value::Object(
-                m.iter()
-                    .map(|(k, v)| (k.clone(), self.render(v)))
-                    .collect(),
-            ),
+            Value::Object(m) => {
+                Value::Object(m.iter().map(|(k, v)| (k.clone(), self.render(v))).collect())
+            }
             v => v.clone(),
         }
     }
@@ -312,7 +310,9 @@ mod tests {
         };
         assert_eq!(scope.render_text("{{trigger.amount}}"), json!(1200));
         assert_eq!(
-            scope.render_text("Won {{ trigger.name }} for {{trigger.amount}} ({{steps.call.body.id}})"),
+            scope.render_text(
+                "Won {{ trigger.name }} for {{trigger.amount}} ({{steps.call.body.id}})"
+            ),
             json!("Won Acme for 1200 (t-9)")
         );
         assert_eq!(scope.render_text("{{steps.call.body.tags.1}}"), json!("b"));

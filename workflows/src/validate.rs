@@ -263,7 +263,9 @@ impl Walk<'_> {
             return;
         }
         let reason = if self.order.contains_key(key) {
-            format!("step `{key}` is inside a loop; a jump can't enter a loop (jump to the loop's own key)")
+            format!(
+                "step `{key}` is inside a loop; a jump can't enter a loop (jump to the loop's own key)"
+            )
         } else {
             format!("there is no step `{key}` (name a step's key, or \"end\")")
         };

@@ -4,6 +4,7 @@
 pub mod ddl;
 pub mod list;
 pub mod records;
+pub mod run_writes;
 pub mod schema;
 pub mod workspace;
 pub mod write;

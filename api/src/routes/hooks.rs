@@ -115,6 +115,9 @@ pub async fn hook(
     .bind(json!({"op": "webhook", "fields": fields}))
     .fetch_optional(&state.pool)
     .await?;
+    if inserted.is_some() {
+        crate::workflow_worker::announce(&state.pool).await?;
+    }
     let (run, duplicate) = match inserted {
         Some(run) => (run, false),
         None => (

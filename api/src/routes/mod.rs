@@ -101,6 +101,12 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/workflows/{id}/disable", post(workflows::disable))
         .route("/v1/workflows/{id}/versions", get(workflows::versions))
         .route("/v1/workflow-runs", get(workflow_runs::list))
+        .route("/v1/workflow-runs/{id}", get(workflow_runs::get))
+        .route(
+            "/v1/workflow-runs/{id}/approve",
+            post(workflow_runs::approve),
+        )
+        .route("/v1/workflow-runs/{id}/reject", post(workflow_runs::reject))
         .route(
             "/v1/workspace",
             get(workspace::get).patch(workspace::update),

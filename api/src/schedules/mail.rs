@@ -7,15 +7,16 @@ use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 /// An SMTP transport and the sender it writes as.
-pub(crate) struct Mailer {
+pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
 }
 
 /// One message: who gets it, what it says, what it carries.
 pub(crate) struct Mail<'a> {
-    /// Becomes the Message-ID, so a receiver can tell one delivery from another.
-    pub delivery: uuid::Uuid,
+    /// The Message-ID without its brackets (`<delivery id>@oneo.delivery`), so a receiver can
+    /// tell one message from another and a resend from a new one.
+    pub message_id: String,
     pub to: &'a [String],
     pub subject: String,
     pub body: String,
@@ -40,7 +41,7 @@ impl Mailer {
         let mut builder = Message::builder()
             .from(self.from.clone())
             .subject(mail.subject)
-            .message_id(Some(format!("<{}@oneo.delivery>", mail.delivery)));
+            .message_id(Some(format!("<{}>", mail.message_id)));
         for r in mail.to {
             let to: Mailbox = r
                 .trim()

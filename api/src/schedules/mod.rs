@@ -8,7 +8,7 @@
 //! killed between the two sends that fire again on the next attempt (at least once over a
 //! crash, exactly once otherwise).
 
-mod mail;
+pub(crate) mod mail;
 mod render;
 mod store;
 

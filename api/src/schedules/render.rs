@@ -380,7 +380,7 @@ pub(crate) async fn finish(
     );
     mailer
         .send(Mail {
-            delivery: held.id,
+            message_id: format!("{}@oneo.delivery", held.id),
             to: &spec.recipients,
             subject,
             body,
