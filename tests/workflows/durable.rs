@@ -1,0 +1,237 @@
+//! Runs that outlive their server: a 2 s wait across a kill, retries with backoff against a
+//! real HTTP server, an approval that pauses a run until a permitted key decides, and a
+//! workflow that fires itself, cut at its depth.
+
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::Setup;
+use crate::support::{Counter, attempts, create_workflow, hook, wait_all, wait_run};
+
+fn at(v: &Value) -> DateTime<Utc> {
+    v.as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| panic!("not an instant: {v}"))
+}
+
+const FAST: [(&str, &str); 1] = [("ONEO_WORKFLOW_TICK_MS", "100")];
+
+fn env() -> Vec<(&'static str, String)> {
+    FAST.iter().map(|(k, v)| (*k, v.to_string())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waits_retries_and_approvals_survive_restarts() {
+    let mut s = Setup::new(20).await;
+    let (counter, calls) = Counter::start().await;
+    let (first, a) = s.serve("a", &env()).await;
+
+    // A 2 s wait, then a call that fails twice (503) and is retried with backoff, then a
+    // record made from the call's answer.
+    let (_, path) = create_workflow(&s, &a, json!({
+        "name": "Wait and call",
+        "trigger": {"type": "webhook", "fields": [{"name": "n", "type": "number", "required": true}]},
+        "steps": [
+            {"key": "pause", "type": "wait", "seconds": 2},
+            {"key": "call", "type": "http_request", "url": format!("{calls}/calls?fail=2"),
+             "body": {"n": "{{trigger.n}}"},
+             "on_error": {"do": "retry", "max_attempts": 4, "backoff_ms": 200}},
+            {"key": "note", "type": "create_record", "object": "activity",
+             "values": {"subject": "hook {{trigger.n}} {{steps.call.body.ticket}}", "type": "note"}},
+        ],
+    }))
+    .await;
+    let run = hook(&a, &path, json!({"n": 7})).await;
+    let waiting = wait_run(&s, &a, &run, &["waiting"]).await;
+    assert_eq!(waiting["waiting"]["kind"], "wait", "{waiting:#}");
+    // Killed while the run waits: the wait is a row, not a timer in the dead process.
+    s.kill(first);
+    let (_, a) = s.serve("a", &env()).await;
+    let done = wait_run(&s, &a, &run, &["succeeded", "failed"]).await;
+    assert_eq!(done["status"], "succeeded", "{done:#}");
+    let pause = attempts(&done, "pause");
+    assert_eq!(pause.len(), 1, "{done:#}");
+    let slept = at(&pause[0]["output"]["woke_at"]) - at(&pause[0]["started_at"]);
+    assert!(
+        slept >= chrono::Duration::seconds(2),
+        "woke after {slept} (before its 2 s): {done:#}"
+    );
+    eprintln!(
+        "the 2 s wait woke after {} ms, across a restart",
+        slept.num_milliseconds()
+    );
+    let call = attempts(&done, "call");
+    let states: Vec<&str> = call
+        .iter()
+        .map(|c| c["status"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(states, ["failed", "failed", "succeeded"], "{done:#}");
+    assert!(
+        call[0]["error"].as_str().unwrap_or("").contains("503"),
+        "{done:#}"
+    );
+    // The backoff doubles: 200 ms, then 400 ms.
+    let gap = at(&call[2]["started_at"]) - at(&call[1]["started_at"]);
+    assert!(
+        gap >= chrono::Duration::milliseconds(400),
+        "{gap}: {done:#}"
+    );
+    let key = format!("{run}:call");
+    assert_eq!(counter.calls().get(&key), Some(&3), "{:?}", counter.calls());
+    let note = &attempts(&done, "note")[0]["output"];
+    assert_eq!(note["subject"], "hook 7.00 T-3");
+    let (status, body) = s
+        .call(
+            &a,
+            Method::GET,
+            "/v1/records/activity?filter=subject:eq:hook 7.00 T-3",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["records"].as_array().map(Vec::len), Some(1), "{body}");
+
+    // An approval pauses the run until a key of the approval's role decides.
+    let (_, path) = create_workflow(&s, &a, json!({
+        "name": "Big discount",
+        "trigger": {"type": "webhook", "fields": [{"name": "n", "type": "number", "required": true}]},
+        "steps": [
+            {"key": "ask", "type": "approval", "role": "admin"},
+            {"key": "grant", "type": "create_record", "object": "activity",
+             "values": {"subject": "approved {{trigger.n}} by {{steps.ask.by}}", "type": "note"}},
+        ],
+    }))
+    .await;
+    let (status, member) = s
+        .call(
+            &a,
+            Method::POST,
+            "/v1/api-keys",
+            Some(&json!({"name": "rep", "role": "member"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{member}");
+    let member = member["api_key"].as_str().expect("key").to_string();
+    let asked = hook(&a, &path, json!({"n": 1})).await;
+    let paused = wait_run(&s, &a, &asked, &["waiting"]).await;
+    assert_eq!(paused["waiting"]["kind"], "approval", "{paused:#}");
+    let decide = |key: String, run: String, verdict: &'static str| {
+        let a = a.clone();
+        async move {
+            let resp = reqwest::Client::new()
+                .post(format!("{a}/v1/workflow-runs/{run}/{verdict}"))
+                .bearer_auth(key)
+                .json(&json!({"comment": "ok by me"}))
+                .send()
+                .await
+                .expect("decide");
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, body) = decide(member.clone(), asked.clone(), "approve").await;
+    assert_eq!(
+        status, 403,
+        "a member may not decide an admin's approval: {body}"
+    );
+    let still = wait_run(&s, &a, &asked, &["waiting"]).await;
+    assert!(still["waiting"]["decision"].is_null(), "{still:#}");
+    let (status, body) = decide(s.key.clone(), asked.clone(), "approve").await;
+    assert_eq!(status, 200, "{body}");
+    let granted = wait_run(&s, &a, &asked, &["succeeded", "failed"]).await;
+    assert_eq!(granted["status"], "succeeded", "{granted:#}");
+    let grant = &attempts(&granted, "grant")[0]["output"];
+    assert!(
+        grant["subject"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("approved 1.00 by "),
+        "{grant}"
+    );
+    let (status, _) = decide(s.key.clone(), asked.clone(), "reject").await;
+    assert_eq!(status, 409, "a finished run takes no decision");
+    let refused = hook(&a, &path, json!({"n": 2})).await;
+    wait_run(&s, &a, &refused, &["waiting"]).await;
+    let (status, _) = decide(s.key.clone(), refused.clone(), "reject").await;
+    assert_eq!(status, 200);
+    let rejected = wait_run(&s, &a, &refused, &["succeeded", "failed"]).await;
+    assert_eq!(rejected["status"], "failed");
+    assert!(
+        rejected["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("rejected"),
+        "{rejected:#}"
+    );
+    assert!(attempts(&rejected, "grant").is_empty(), "{rejected:#}");
+
+    // A workflow whose own write fires it again: each run one deeper, the one past
+    // max_depth cut with the reason.
+    let (echo, _) = create_workflow(&s, &a, json!({
+        "name": "Echo",
+        "trigger": {"type": "record_created", "object": "activity", "filter": "subject = 'echo'"},
+        "max_depth": 2,
+        "steps": [{"key": "again", "type": "create_record", "object": "activity",
+                   "values": {"subject": "echo", "type": "note"}}],
+    }))
+    .await;
+    let (status, body) = s
+        .call(
+            &a,
+            Method::POST,
+            "/v1/records/activity",
+            Some(&json!({"subject": "echo", "type": "note"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let chain = wait_all(&s, &a, "the echo chain", |r| {
+        r.iter()
+            .any(|x| x["workflow_id"] == echo.as_str() && x["status"] == "cut")
+    })
+    .await;
+    let mut mine: Vec<&Value> = chain
+        .iter()
+        .filter(|x| x["workflow_id"] == echo.as_str())
+        .collect();
+    mine.sort_by_key(|x| x["depth"].as_i64());
+    let shape: Vec<(i64, &str)> = mine
+        .iter()
+        .map(|x| {
+            (
+                x["depth"].as_i64().unwrap_or(-1),
+                x["status"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (0, "succeeded"),
+            (1, "succeeded"),
+            (2, "succeeded"),
+            (3, "cut")
+        ],
+        "{mine:#?}"
+    );
+    let cut = mine[3];
+    assert!(
+        cut["error"].as_str().unwrap_or("").contains("max_depth 2"),
+        "{cut:#}"
+    );
+    assert_eq!(cut["parent_run"], mine[2]["id"]);
+    let (_, body) = s
+        .call(
+            &a,
+            Method::GET,
+            "/v1/records/activity?filter=subject:eq:echo&limit=100",
+            None,
+        )
+        .await;
+    assert_eq!(
+        body["records"].as_array().map(Vec::len),
+        Some(4),
+        "the first and three runs' echoes"
+    );
+}
