@@ -17,6 +17,12 @@ ALTER TABLE oneo.workflow_runs
     ADD COLUMN parent_run uuid,
     ADD COLUMN started_at timestamptz;
 
+-- The clock's marks: a schedule's next fire, and how far a time-based trigger's record
+-- times are scanned. Null: from now (a new, changed or re-enabled workflow has no backlog).
+ALTER TABLE oneo.workflows
+    ADD COLUMN next_fire_at  timestamptz,
+    ADD COLUMN scanned_until timestamptz;
+
 CREATE INDEX workflow_runs_due ON oneo.workflow_runs (coalesce(wake_at, created_at))
     WHERE status IN ('pending', 'running', 'waiting');
 

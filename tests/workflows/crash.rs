@@ -88,7 +88,7 @@ async fn two_hundred_runs_survive_kill_9_of_either_server() {
     // Records and mail as the receivers and the CRM hold them.
     let (status, body) = s
         .call(
-            &a,
+            &b,
             reqwest::Method::GET,
             "/v1/records/activity?filter=subject:contains:bulk&limit=1000",
             None,

@@ -235,3 +235,107 @@ async fn waits_retries_and_approvals_survive_restarts() {
         "the first and three runs' echoes"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schedules_and_record_times_start_runs() {
+    let mut s = Setup::new(20).await;
+    let (_, a) = s.serve("a", &env()).await;
+    // Every second, in a zone: one run per fire, each fire once.
+    let (ticks, _) = create_workflow(
+        &s,
+        &a,
+        json!({
+            "name": "Every second",
+            "trigger": {"type": "schedule", "cron": "* * * * * *", "time_zone": "Europe/Paris"},
+            "steps": [{"key": "mark", "type": "create_record", "object": "activity",
+                       "values": {"subject": "tick", "type": "note"}}],
+        }),
+    )
+    .await;
+    let runs = wait_all(&s, &a, "three fires", |r| {
+        r.iter()
+            .filter(|x| x["workflow_id"] == ticks.as_str() && x["status"] == "succeeded")
+            .count()
+            >= 3
+    })
+    .await;
+    let (status, _) = s
+        .call(
+            &a,
+            Method::POST,
+            &format!("/v1/workflows/{ticks}/disable"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let fires: std::collections::BTreeSet<&str> = runs
+        .iter()
+        .filter(|x| x["workflow_id"] == ticks.as_str())
+        .map(|x| x["source"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        fires.iter().all(|f| f.starts_with("schedule/")),
+        "{fires:?}"
+    );
+    assert_eq!(
+        fires.len(),
+        runs.iter()
+            .filter(|x| x["workflow_id"] == ticks.as_str())
+            .count(),
+        "a fire started two runs"
+    );
+
+    // Relative to a record's datetime: an activity due 2 s from now runs then; one already
+    // past when the workflow was saved, or a day ahead, does not.
+    let (due, _) = create_workflow(&s, &a, json!({
+        "name": "When it happens",
+        "trigger": {"type": "time_based", "object": "activity", "field": "occurred_at", "offset_minutes": 0,
+                    "filter": "type = 'meeting'"},
+        "steps": [{"key": "flag", "type": "update_record", "values": {"subject": "{{trigger.subject}} (due)"}}],
+    }))
+    .await;
+    let when = |secs: i64| (Utc::now() + chrono::Duration::seconds(secs)).to_rfc3339();
+    let mut ids = vec![];
+    for (subject, kind, at) in [
+        ("soon", "meeting", when(2)),
+        ("past", "meeting", when(-60)),
+        ("later", "meeting", when(86_400)),
+        ("a call", "call", when(2)),
+    ] {
+        let (status, body) = s
+            .call(
+                &a,
+                Method::POST,
+                "/v1/records/activity",
+                Some(&json!({"subject": subject, "type": kind, "occurred_at": at})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        ids.push(body["id"].as_str().expect("id").to_string());
+    }
+    let runs = wait_all(&s, &a, "the due activity's run", |r| {
+        r.iter()
+            .any(|x| x["workflow_id"] == due.as_str() && x["status"] == "succeeded")
+    })
+    .await;
+    let mine: Vec<&Value> = runs
+        .iter()
+        .filter(|x| x["workflow_id"] == due.as_str())
+        .collect();
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    assert_eq!(mine[0]["trigger"]["record_id"], ids[0].as_str());
+    let (_, soon) = s
+        .call(
+            &a,
+            Method::GET,
+            &format!("/v1/records/activity/{}", ids[0]),
+            None,
+        )
+        .await;
+    assert_eq!(soon["subject"], "soon (due)");
+    let fired = at(&mine[0]["created_at"]);
+    assert!(
+        fired >= at(&mine[0]["trigger"]["due_at"]),
+        "started before it was due: {mine:#?}"
+    );
+}

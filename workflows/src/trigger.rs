@@ -4,6 +4,7 @@
 //! change and the definition, and replaying a change after a crash decides the same.
 
 use std::collections::BTreeMap;
+use std::str::FromStr;
 
 use chrono::{DateTime, NaiveTime, Utc};
 use oneo_catalog::formula::Formula;
@@ -96,6 +97,20 @@ impl Trigger {
         }
     }
 
+    /// For a schedule: its first fire strictly after `after`, in its zone (`None` for an
+    /// expression that never fires again, or any other trigger).
+    pub fn next_fire_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let Self::Schedule { cron, time_zone } = self else {
+            return None;
+        };
+        let zone: chrono_tz::Tz = time_zone.parse().ok()?;
+        let cron = croner::Cron::from_str(cron.trim()).ok()?;
+        let next = cron
+            .find_next_occurrence(&after.with_timezone(&zone), false)
+            .ok()?;
+        Some(next.with_timezone(&Utc))
+    }
+
     /// For a time-based trigger: when `record` is due (its date field moved by the offset; a
     /// date counts from midnight UTC), or `None` when the field is empty or the filter fails.
     pub fn due_at(&self, record: &Record) -> Result<Option<DateTime<Utc>>, String> {
@@ -126,6 +141,22 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_schedule_fires_in_its_zone() {
+        let t: Trigger = serde_json::from_value(
+            json!({"type": "schedule", "cron": "0 9 * * 1-5", "time_zone": "Europe/Paris"}),
+        )
+        .unwrap();
+        // Friday 2026-12-04 10:00 UTC (11:00 in Paris): next is Monday 09:00 Paris = 08:00 UTC.
+        let after = DateTime::parse_from_rfc3339("2026-12-04T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(
+            t.next_fire_after(after).map(|d| d.to_rfc3339()),
+            Some("2026-12-07T08:00:00+00:00".to_string())
+        );
+    }
 
     fn fields() -> Vec<FieldDef> {
         vec![

@@ -136,3 +136,18 @@ pub async fn fields(
 ) -> Result<Vec<oneo_catalog::FieldDef>, Reason> {
     Ok(object(conn, workspace, name).await?.0.defs())
 }
+
+/// A record's JSON (as [`read`] gives it) as typed values, as formulas and triggers read
+/// them; a value that no longer reads as its field is null.
+pub fn typed(fields: &[oneo_catalog::FieldDef], json: &Value) -> oneo_workflows::Record {
+    fields
+        .iter()
+        .map(|f| {
+            let v = json.get(&f.api_name).unwrap_or(&Value::Null);
+            (
+                f.api_name.clone(),
+                f.parse_value(v).unwrap_or(oneo_catalog::Value::Null),
+            )
+        })
+        .collect()
+}

@@ -188,7 +188,8 @@ pub async fn replace(
     let mut tx = state.pool.begin().await?;
     // The row lock orders concurrent saves: each gets its own version number.
     let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE oneo.workflows SET name = $3, spec = $4, enabled = $5, version = version + 1, updated_at = now()
+        "UPDATE oneo.workflows SET name = $3, spec = $4, enabled = $5, version = version + 1, updated_at = now(),
+                next_fire_at = NULL, scanned_until = NULL
           WHERE id = $1 AND workspace_id = $2 RETURNING {COLUMNS}"
     )))
     .bind(id)
@@ -239,7 +240,8 @@ async fn set_enabled(
         },
     )?;
     let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE oneo.workflows SET enabled = $3, spec = jsonb_set(spec, '{{enabled}}', to_jsonb($3)), updated_at = now()
+        "UPDATE oneo.workflows SET enabled = $3, spec = jsonb_set(spec, '{{enabled}}', to_jsonb($3)), updated_at = now(),
+                next_fire_at = NULL, scanned_until = NULL
           WHERE id = $1 AND workspace_id = $2 RETURNING {COLUMNS}"
     )))
     .bind(id)

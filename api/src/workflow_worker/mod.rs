@@ -12,6 +12,7 @@
 //! `NO KEY` because the step rows' foreign key share-locks the run row: written on another
 //! connection while the run is held, they would wait on a plain `FOR UPDATE` forever.
 
+mod clock;
 mod steps;
 
 use std::collections::HashMap;
@@ -113,6 +114,7 @@ pub async fn announce<'e>(db: impl sqlx::PgExecutor<'e>) -> sqlx::Result<()> {
 pub async fn run(pool: PgPool, service: Arc<WorkflowService>, stop: CancellationToken) {
     let wake = Arc::new(Notify::new());
     tokio::spawn(listen(pool.clone(), Arc::clone(&wake), stop.clone()));
+    tokio::spawn(run_clock(pool.clone(), service.config.tick(), stop.clone()));
     let workers = service.config.workflow_workers.max(1);
     let mut tasks = Vec::with_capacity(workers);
     for n in 0..workers {
@@ -129,6 +131,19 @@ pub async fn run(pool: PgPool, service: Arc<WorkflowService>, stop: Cancellation
     }
     for t in tasks {
         drop(t.await);
+    }
+}
+
+/// Starts the runs of schedules and time-based triggers as they come due.
+async fn run_clock(pool: PgPool, tick: std::time::Duration, stop: CancellationToken) {
+    while !stop.is_cancelled() {
+        if let Err(e) = clock::tick(&pool).await {
+            tracing::warn!(error = %e, "the workflow clock could not start due runs; retrying");
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(tick) => {}
+        }
     }
 }
 

@@ -429,16 +429,7 @@ async fn condition(
         None => None,
     };
     let json = now.as_ref().unwrap_or_else(|| ctx.trigger_record());
-    let record: oneo_workflows::Record = fields
-        .iter()
-        .map(|f| {
-            let v = json.get(&f.api_name).unwrap_or(&Value::Null);
-            (
-                f.api_name.clone(),
-                f.parse_value(v).unwrap_or(oneo_catalog::Value::Null),
-            )
-        })
-        .collect();
+    let record = run_writes::typed(&fields, json);
     oneo_workflows::holds(Some(formula), Some(&record))
 }
 
