@@ -15,7 +15,8 @@ ALTER TABLE oneo.workflow_runs
     ADD COLUMN attempt    integer NOT NULL DEFAULT 1,
     -- The run whose writes started this one (loops between workflows are cut by depth).
     ADD COLUMN parent_run uuid,
-    ADD COLUMN started_at timestamptz;
+    ADD COLUMN started_at timestamptz,
+    ADD COLUMN updated_at timestamptz NOT NULL DEFAULT now();
 
 -- The clock's marks: a schedule's next fire, and how far a time-based trigger's record
 -- times are scanned. Null: from now (a new, changed or re-enabled workflow has no backlog).
@@ -28,6 +29,8 @@ CREATE INDEX workflow_runs_due ON oneo.workflow_runs (coalesce(wake_at, created_
 
 -- One row per attempt of each step of each run: its input, output, timing and error.
 CREATE TABLE oneo.workflow_steps (
+    -- Kept across the attempt's updates: its row in the lake.
+    id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     run_id       uuid NOT NULL REFERENCES oneo.workflow_runs (id) ON DELETE CASCADE,
     workspace_id uuid NOT NULL REFERENCES oneo.workspaces (id) ON DELETE CASCADE,
     workflow_id  uuid NOT NULL,
@@ -43,10 +46,16 @@ CREATE TABLE oneo.workflow_steps (
     error        text,
     started_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
     finished_at  timestamptz,
-    PRIMARY KEY (run_id, path, attempt)
+    created_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+    updated_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+    UNIQUE (run_id, path, attempt)
 );
 CREATE INDEX workflow_steps_workspace ON oneo.workflow_steps (workspace_id, started_at);
 
--- The runs and their steps stream like every other change: the workflow intake reads a
--- step row written beside a record write to know which run wrote it (and how deep it is).
+-- The runs and their steps stream like every other change: into each workspace's lake as
+-- the system objects `workflow_run` and `workflow_step` (oneo_catalog::system), and to the
+-- workflow intake, which reads a step row written beside a record write to know which run
+-- wrote it (and how deep it is). The replica identity is the primary key (`id`): what the
+-- lake gets is short (errors are cut to 1,000 characters), so no value of it is TOASTed and
+-- left out of an update's new row, and a delete names its row by id.
 ALTER PUBLICATION oneo_changes ADD TABLE oneo.workflow_runs, oneo.workflow_steps;

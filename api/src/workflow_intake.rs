@@ -272,8 +272,7 @@ async fn start_runs(
     }
     if started > 0 {
         // Wakes the workers now rather than at their next tick.
-        sqlx::query("SELECT pg_notify('oneo_workflow_runs', '')")
-            .execute(&mut *tx)
+        crate::workflow_worker::announce(&mut *tx)
             .await
             .map_err(|e| e.to_string())?;
     }

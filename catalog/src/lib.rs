@@ -23,6 +23,7 @@ pub mod formula;
 pub mod lake;
 mod names;
 pub mod standard;
+pub mod system;
 mod value;
 
 pub use error::{Issue, Issues};

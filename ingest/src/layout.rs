@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use deltalake::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use oneo_catalog::FieldDef;
+use oneo_catalog::system::{SYSTEM_OBJECTS, SystemObject, system_object};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -135,7 +136,58 @@ pub async fn load_layouts(pool: &PgPool) -> Result<HashMap<i64, ObjectLayout>, I
             });
         }
     }
+    let workspaces: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM oneo.workspaces")
+        .fetch_all(pool)
+        .await?;
+    for ws in workspaces {
+        for system in &SYSTEM_OBJECTS {
+            let layout = system_layout(system, ws);
+            out.insert(layout.object_id, layout);
+        }
+    }
     Ok(out)
+}
+
+/// A system object's table in one workspace's lake: its columns are the PostgreSQL table's,
+/// by name.
+pub fn system_layout(system: &SystemObject, workspace_id: Uuid) -> ObjectLayout {
+    ObjectLayout {
+        object_id: system.object_id(workspace_id),
+        workspace_id,
+        api_name: system.api_name.to_string(),
+        fields: system
+            .fields()
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, def)| {
+                Some(LakeField {
+                    field_id: -(i as i64) - 1,
+                    data_type: oneo_catalog::lake::arrow_type(&def)?,
+                    source: def.api_name.clone(),
+                    name: def.api_name,
+                })
+            })
+            .collect(),
+    }
+}
+
+impl ObjectLayout {
+    /// A system object's (runs, steps), not a record table's: it is never copied from a
+    /// snapshot, and its columns are fixed.
+    pub fn is_system(&self) -> bool {
+        self.object_id < 0
+    }
+}
+
+/// The lake table a change of `oneo.<table>` feeds, for system objects: by the row's
+/// `workspace_id`.
+pub fn system_object_id(table: &str, row: &crate::source::RowChange) -> Option<i64> {
+    let system = system_object(table)?;
+    let tuple = row.new.as_ref().or(row.old.as_ref())?;
+    match tuple.get("workspace_id") {
+        crate::source::Cell::Text(ws) => Uuid::parse_str(ws).ok().map(|ws| system.object_id(ws)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

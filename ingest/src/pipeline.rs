@@ -22,7 +22,7 @@ use crate::apply::Tables;
 use crate::batch::PendingRow;
 use crate::error::{IngestError, TableError};
 use crate::lake::{Lake, TableKind};
-use crate::layout::{ObjectLayout, load_layouts, object_id_of};
+use crate::layout::{ObjectLayout, load_layouts, object_id_of, system_object_id};
 use crate::snapshot::copy_tables;
 use crate::source::{
     Change, ChangeSource, Lsn, OpenedSlot, RECORD_SCHEMA, SlotConfig, SlotSnapshot, format_lsn,
@@ -115,7 +115,8 @@ impl Pipeline {
                 };
                 self.status
                     .pipeline(|p| p.snapshot_reason = Some(reason.into()));
-                let all: Vec<i64> = self.layouts.keys().copied().collect();
+                // System objects' tables are not copied: they fill from the stream.
+                let all: Vec<i64> = self.record_tables();
                 self.install_snapshot(snapshot, &all)
                     .await?
                     .ok_or_else(|| IngestError::Replication("the new slot gave no stream".into()))?
@@ -124,8 +125,7 @@ impl Pipeline {
         // Tables ingest never finished copying (or whose lake folder is gone) are copied
         // from a scratch slot's snapshot; the main slot is behind it, so nothing is lost.
         let mut unfinished = Vec::new();
-        let ids: Vec<i64> = self.layouts.keys().copied().collect();
-        for id in ids {
+        for id in self.record_tables() {
             if self.tables(id).await?.current.applied().is_none() {
                 unfinished.push(id);
             }
@@ -255,8 +255,15 @@ impl Pipeline {
                         "a row change outside a transaction".into(),
                     ));
                 };
-                if row.schema.as_ref() == RECORD_SCHEMA {
-                    if let Some(object_id) = object_id_of(&row.table) {
+                let object_id = if row.schema.as_ref() == RECORD_SCHEMA {
+                    object_id_of(&row.table)
+                } else if row.schema.as_ref() == "oneo" {
+                    system_object_id(&row.table, &row)
+                } else {
+                    None
+                };
+                if object_id.is_some() || row.schema.as_ref() == RECORD_SCHEMA {
+                    if let Some(object_id) = object_id {
                         let seq = t.rows.len() as i64;
                         t.rows.push((
                             object_id,
@@ -287,6 +294,15 @@ impl Pipeline {
             }
         }
         Ok(false)
+    }
+
+    /// The objects whose tables are copied from snapshots: every record table.
+    fn record_tables(&self) -> Vec<i64> {
+        self.layouts
+            .values()
+            .filter(|l| !l.is_system())
+            .map(|l| l.object_id)
+            .collect()
     }
 
     async fn tables(&mut self, object_id: i64) -> Result<&mut Tables, IngestError> {

@@ -489,7 +489,15 @@ async fn other_workspaces_stay_invisible(env: &Env) {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["rows"],
-        json!([["activity"], ["company"], ["contact"], ["deal"]])
+        // The objects, and the workflow runs and steps every workspace streams to its lake.
+        json!([
+            ["activity"],
+            ["company"],
+            ["contact"],
+            ["deal"],
+            ["workflow_run"],
+            ["workflow_step"]
+        ])
     );
 }
 

@@ -93,6 +93,49 @@ async fn waits_retries_and_approvals_survive_restarts() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["records"].as_array().map(Vec::len), Some(1), "{body}");
 
+    // The run and its steps are in the lake: SQL answers "attempts by step and outcome",
+    // and a summary report counts runs by status.
+    let lsn: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+        .fetch_one(&s.pool)
+        .await
+        .expect("lsn");
+    let sql = format!(
+        "SELECT path, status, count(*) AS n FROM crm.workflow_step WHERE run_id = '{run}'
+          GROUP BY path, status ORDER BY path, status"
+    );
+    let (status, body) = s
+        .call(
+            &a,
+            Method::POST,
+            "/v1/sql",
+            Some(&json!({"sql": sql, "min_lsn": lsn, "wait_ms": 60000})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["rows"],
+        json!([
+            ["call", "failed", 2],
+            ["call", "succeeded", 1],
+            ["note", "succeeded", 1],
+            ["pause", "succeeded", 1]
+        ]),
+        "{body}"
+    );
+    let (status, body) = s
+        .call(
+            &a,
+            Method::POST,
+            &format!("/v1/reports/run?min_lsn={lsn}&wait_ms=60000"),
+            Some(&json!({
+            "type": "summary", "object": "workflow_run", "groupings": [{"field": "status"}],
+            "aggregates": [{"fn": "count"}]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, rows) = crate::harness::answer_table(&body);
+    assert_eq!(rows, [["succeeded", "1"]], "one run so far, succeeded: {body}");
+
     // An approval pauses the run until a key of the approval's role decides.
     let (_, path) = create_workflow(&s, &a, json!({
         "name": "Big discount",

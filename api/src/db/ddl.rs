@@ -37,6 +37,15 @@ pub async fn create_object(
     if let Err(e) = oneo_catalog::validate_label(label) {
         issues.extend(e.0);
     }
+    if oneo_catalog::system::SYSTEM_OBJECTS
+        .iter()
+        .any(|s| s.api_name == api_name)
+    {
+        issues.push(Issue::new(
+            "api_name",
+            format!("`{api_name}` is a system object's name (workflow runs and steps in the lake)"),
+        ));
+    }
     if schema.object(api_name).is_some() {
         issues.push(Issue::new(
             "api_name",

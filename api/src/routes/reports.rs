@@ -170,16 +170,27 @@ pub(crate) async fn workspace_schema(
 ) -> Result<(std::sync::Arc<oneo_query::QueryConfig>, WorkspaceSchema)> {
     let cfg = lake_config(state)?;
     let objects = schema::load_objects(&state.pool, workspace_id, None).await?;
+    let mut objects: Vec<oneo_query::ObjectDef> = objects
+        .into_iter()
+        .map(|o| oneo_query::ObjectDef {
+            id: o.id,
+            fields: o.defs(),
+            api_name: o.api_name,
+        })
+        .collect();
+    // Workflow runs and steps, streamed into the lake like objects (read-only).
+    objects.extend(
+        oneo_catalog::system::SYSTEM_OBJECTS
+            .iter()
+            .map(|s| oneo_query::ObjectDef {
+                id: s.object_id(workspace_id),
+                fields: s.fields(),
+                api_name: s.api_name.to_string(),
+            }),
+    );
     let workspace = WorkspaceSchema {
         workspace_id,
-        objects: objects
-            .into_iter()
-            .map(|o| oneo_query::ObjectDef {
-                id: o.id,
-                fields: o.defs(),
-                api_name: o.api_name,
-            })
-            .collect(),
+        objects,
     };
     Ok((cfg, workspace))
 }

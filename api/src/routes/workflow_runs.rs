@@ -243,7 +243,7 @@ async fn decide(
     waiting["decision"] = json!({
         "approved": approved, "by": caller.key_id, "at": Utc::now(), "comment": note.comment,
     });
-    sqlx::query("UPDATE oneo.workflow_runs SET waiting = $2, wake_at = now() WHERE id = $1")
+    sqlx::query("UPDATE oneo.workflow_runs SET waiting = $2, wake_at = now(), updated_at = now() WHERE id = $1")
         .bind(uuid)
         .bind(sqlx::types::Json(&waiting))
         .execute(&mut *tx)

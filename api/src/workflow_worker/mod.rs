@@ -308,7 +308,7 @@ async fn step_once(
         };
         let path = spec.path_of(&position).unwrap_or_else(|| step.key.clone());
         if run.status == "pending" {
-            sqlx::query("UPDATE oneo.workflow_runs SET status = 'running', started_at = now() WHERE id = $1")
+            sqlx::query("UPDATE oneo.workflow_runs SET status = 'running', started_at = now(), updated_at = now() WHERE id = $1")
                 .bind(run.id)
                 .execute(&mut *tx)
                 .await
@@ -444,6 +444,15 @@ async fn record(
     }
 }
 
+/// An error as kept: at most 1,000 characters, so it stays in the row (never TOASTed) and
+/// every change of the row carries it to the lake.
+fn short(e: &str) -> String {
+    match e.char_indices().nth(1000) {
+        Some((i, _)) => format!("{}…", &e[..i]),
+        None => e.to_string(),
+    }
+}
+
 fn set_output(context: &mut Value, key: &str, output: Value) {
     if !context.is_object() {
         *context = json!({});
@@ -472,7 +481,7 @@ async fn log_step(
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $10 THEN clock_timestamp() END)
          ON CONFLICT (run_id, path, attempt) DO UPDATE
            SET status = EXCLUDED.status, output = EXCLUDED.output, error = EXCLUDED.error,
-               finished_at = EXCLUDED.finished_at",
+               finished_at = EXCLUDED.finished_at, updated_at = clock_timestamp()",
     )
     .bind(ctx.run.id)
     .bind(ctx.run.workspace_id)
@@ -482,7 +491,7 @@ async fn log_step(
     .bind(ctx.run.attempt)
     .bind(status)
     .bind(output.map(sqlx::types::Json))
-    .bind(error)
+    .bind(error.map(short))
     .bind(finished)
     .execute(&mut **tx)
     .await
@@ -506,7 +515,7 @@ async fn save(
     sqlx::query(
         "UPDATE oneo.workflow_runs
             SET context = $2, position = coalesce($3, position), wake_at = $4, waiting = $5,
-                attempt = $6, status = $7
+                attempt = $6, status = $7, updated_at = clock_timestamp()
           WHERE id = $1",
     )
     .bind(run)
@@ -529,12 +538,13 @@ async fn finish(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE oneo.workflow_runs
-            SET status = $2, error = $3, finished_at = now(), wake_at = NULL, waiting = NULL
+            SET status = $2, error = $3, finished_at = clock_timestamp(), wake_at = NULL,
+                waiting = NULL, updated_at = clock_timestamp()
           WHERE id = $1",
     )
     .bind(run)
     .bind(status)
-    .bind(error)
+    .bind(error.map(short))
     .execute(&mut **tx)
     .await
     .map(drop)

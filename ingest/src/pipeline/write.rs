@@ -156,8 +156,11 @@ impl Pipeline {
         else {
             return false;
         };
-        new.columns()
-            .any(|c| c.starts_with('f') && !layout.fields.iter().any(|f| f.source == c))
+        // A system object's columns are fixed; a record table's new field is `f<id>`.
+        !layout.is_system()
+            && new
+                .columns()
+                .any(|c| c.starts_with('f') && !layout.fields.iter().any(|f| f.source == c))
     }
 
     /// Takes back one object's tables after a batch and records what happened. A change the
