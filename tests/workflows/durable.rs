@@ -134,7 +134,11 @@ async fn waits_retries_and_approvals_survive_restarts() {
         .await;
     assert_eq!(status, 200, "{body}");
     let (_, rows) = crate::harness::answer_table(&body);
-    assert_eq!(rows, [["succeeded", "1"]], "one run so far, succeeded: {body}");
+    assert_eq!(
+        rows,
+        [["succeeded", "1"]],
+        "one run so far, succeeded: {body}"
+    );
 
     // An approval pauses the run until a key of the approval's role decides.
     let (_, path) = create_workflow(&s, &a, json!({
@@ -174,6 +178,28 @@ async fn waits_retries_and_approvals_survive_restarts() {
             (status, resp.json::<Value>().await.unwrap_or(Value::Null))
         }
     };
+    // Another workspace neither sees nor decides this run, nor reads it in its lake.
+    let other = oneo_api::db::workspace::create_workspace(&s.pool, "Other")
+        .await
+        .expect("workspace");
+    let (status, _) = decide(other.api_key.clone(), asked.clone(), "approve").await;
+    assert_eq!(status, 404, "another workspace's run is no run");
+    let resp = reqwest::Client::new()
+        .get(format!("{a}/v1/workflow-runs/{asked}"))
+        .bearer_auth(&other.api_key)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(resp.status().as_u16(), 404);
+    let resp = reqwest::Client::new()
+        .post(format!("{a}/v1/sql"))
+        .bearer_auth(&other.api_key)
+        .json(&json!({"sql": "SELECT count(*) AS n FROM crm.workflow_run"}))
+        .send()
+        .await
+        .expect("sql");
+    let theirs: Value = resp.json().await.expect("json");
+    assert_eq!(theirs["rows"], json!([[0]]), "{theirs}");
     let (status, body) = decide(member.clone(), asked.clone(), "approve").await;
     assert_eq!(
         status, 403,
