@@ -14,6 +14,9 @@
 //!   SQL from the lake against `COPY … TO STDOUT (FORMAT binary)` of the same rows; rows/s, MB/s.
 //! - `… -- dashboard --scale 1000000`: the demo's ten-widget dashboard over the data set: a
 //!   full refresh's time, a refresh after one write, and `/data` latency while all is current.
+//! - `… -- workflows --rate 500 --seconds 20 --burst 5000`: a three-step workflow (update,
+//!   condition, create) started by deals won through the API: trigger-to-completion p50/p95
+//!   at a steady rate, then runs/s from a burst committed at once.
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +30,7 @@ mod dashboard;
 mod flight;
 mod ingest;
 mod reports;
+mod workflows;
 use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
 
@@ -98,6 +102,20 @@ enum Command {
         /// Timed opens of the data endpoint.
         #[arg(long, default_value_t = 500)]
         opens: usize,
+    },
+    /// A three-step workflow's trigger-to-completion latency and throughput.
+    Workflows {
+        /// Triggering writes (deals moved to closed_won) per second.
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Deals won in one bulk update afterwards, for throughput (0: none).
+        #[arg(long, default_value_t = 2_000)]
+        burst: usize,
+        /// Workers driving runs (as `ONEO_WORKFLOW_WORKERS`).
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
     },
     /// The standard CRM reports on the lake against the same SQL on PostgreSQL: answers
     /// checked equal, p50 latencies and ratios.
@@ -240,7 +258,23 @@ async fn main() -> anyhow::Result<()> {
             http_addr: "127.0.0.1:0".parse()?,
             request_timeout_secs: 60,
         };
-        let app = Application::build(&db, &http).await?;
+        let mut app = Application::build(&db, &http).await?;
+        if let Command::Workflows { workers, .. } = &cli.command {
+            // As `oneo serve` runs them: the intake on a slot of its own, and the workers.
+            app = app
+                .with_workflow_intake(oneo_api::workflow_intake::IntakeConfig {
+                    database_url: db.database_url.clone(),
+                    slot: format!("{db_name}_wf"),
+                    publication: "oneo_changes".into(),
+                })
+                .with_workflows(
+                    oneo_api::config::WorkflowConfig {
+                        workflow_workers: *workers,
+                        ..Default::default()
+                    },
+                    &oneo_api::config::DeliveryConfig::default(),
+                )?;
+        }
         let created = bench_workspace(app.pool()).await?;
         let base = format!("http://{}", app.local_addr());
         let pool = app.pool().clone();
@@ -312,6 +346,24 @@ async fn main() -> anyhow::Result<()> {
                     created.workspace_id,
                     &created.api_key,
                     flight::Size { rows, runs },
+                )
+                .await
+            }
+            Command::Workflows {
+                rate,
+                seconds,
+                burst,
+                ..
+            } => {
+                workflows::bench(
+                    app_pool,
+                    &base,
+                    &created.api_key,
+                    workflows::Load {
+                        rate,
+                        seconds,
+                        burst,
+                    },
                 )
                 .await
             }
