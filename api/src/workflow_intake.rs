@@ -96,10 +96,10 @@ async fn run_once(
                 Change::Row(r)
                     if r.schema.as_ref() == "oneo" && r.table.as_ref() == "workflow_steps" =>
                 {
-                    if let Some(Cell::Text(id)) = r.new.as_ref().map(|t| t.get("run_id")) {
-                        if let Ok(id) = Uuid::parse_str(id) {
-                            writer = Some(id);
-                        }
+                    if let Some(Cell::Text(id)) = r.new.as_ref().map(|t| t.get("run_id"))
+                        && let Ok(id) = Uuid::parse_str(id)
+                    {
+                        writer = Some(id);
                     }
                 }
                 Change::Row(_) => {}

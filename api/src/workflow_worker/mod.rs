@@ -337,20 +337,12 @@ async fn record(
         Outcome::Failed { unknown: true, .. } => "unknown",
         _ => "failed",
     };
-    let (status, output, error, wake_at, waiting, next, attempt): (
-        &str,
-        Option<Value>,
-        Option<String>,
-        Option<DateTime<Utc>>,
-        Option<Value>,
-        Option<Next>,
-        i32,
-    ) = match outcome {
+    let (status, output, error, then) = match outcome {
         Outcome::Done { output, jump } => {
             set_output(&mut context, &step.key, output.clone());
             let items = ctx.items_len(&context);
             let next = ctx.spec.after(&ctx.position, jump.as_deref(), items);
-            ("succeeded", Some(output), None, None, None, Some(next), 1)
+            ("succeeded", Some(output), None, Then::Go(next))
         }
         Outcome::Items(items) => {
             let n = items.len();
@@ -361,42 +353,40 @@ async fn record(
                 all[&step.key] = Value::Array(items);
             }
             let next = ctx.spec.enter_loop(&ctx.position, n);
-            ("succeeded", Some(output), None, None, None, Some(next), 1)
+            ("succeeded", Some(output), None, Then::Go(next))
         }
         Outcome::Wait { until, waiting } => (
             "waiting",
             None,
             None,
-            Some(until.unwrap_or_else(steps::never)),
-            Some(waiting),
-            None,
-            run.attempt,
+            Then::Pause {
+                wake_at: until.unwrap_or_else(steps::never),
+                waiting,
+                attempt: run.attempt,
+            },
         ),
         Outcome::Failed { reason, retry, .. } => match step.on_error {
             OnError::Continue => {
                 set_output(&mut context, &step.key, json!({"error": reason}));
                 let items = ctx.items_len(&context);
                 let next = ctx.spec.after(&ctx.position, None, items);
-                (failed, None, Some(reason), None, None, Some(next), 1)
+                (failed, None, Some(reason), Then::Go(next))
             }
             OnError::Retry {
                 max_attempts,
                 backoff_ms,
-            } if retry && (run.attempt as u32) < max_attempts => {
-                let factor = 1u64 << (run.attempt.max(1) as u32 - 1).min(20);
+            } if retry && u32::try_from(run.attempt).unwrap_or(u32::MAX) < max_attempts => {
+                let factor = 1u64 << (run.attempt.max(1) - 1).min(20);
                 let wait = backoff_ms.saturating_mul(factor).min(86_400_000);
-                let until = Utc::now()
+                let wake_at = Utc::now()
                     + chrono::Duration::milliseconds(i64::try_from(wait).unwrap_or(i64::MAX));
                 let waiting = json!({"path": ctx.path, "kind": "retry", "after": reason});
-                (
-                    failed,
-                    None,
-                    Some(reason),
-                    Some(until),
-                    Some(waiting),
-                    None,
-                    run.attempt + 1,
-                )
+                let then = Then::Pause {
+                    wake_at,
+                    waiting,
+                    attempt: run.attempt + 1,
+                };
+                (failed, None, Some(reason), then)
             }
             _ => {
                 let whole = format!("step `{}` failed: {reason}", ctx.path);
@@ -418,30 +408,45 @@ async fn record(
         }
     };
     log_step(tx, ctx, step, status, output.as_ref(), error.as_deref()).await?;
-    match next {
-        Some(Next::End) => {
+    match then {
+        Then::Go(Next::End) => {
             save(tx, run.id, &context, None, None, None, 1).await?;
             finish(tx, run.id, "succeeded", None).await?;
             Ok(Stepped::Blocked)
         }
-        Some(Next::At(p)) => {
+        Then::Go(Next::At(p)) => {
             save(tx, run.id, &context, Some(p), None, None, 1).await?;
             Ok(Stepped::Continue(run.id))
         }
-        None => {
+        Then::Pause {
+            wake_at,
+            waiting,
+            attempt,
+        } => {
             save(
                 tx,
                 run.id,
                 &context,
                 Some(ctx.position),
-                wake_at,
-                waiting.as_ref(),
+                Some(wake_at),
+                Some(&waiting),
                 attempt,
             )
             .await?;
             Ok(Stepped::Blocked)
         }
     }
+}
+
+/// Where a run goes after a step is logged.
+enum Then {
+    Go(Next),
+    /// It stays at this step until `wake_at`, with the attempt it will make then.
+    Pause {
+        wake_at: DateTime<Utc>,
+        waiting: Value,
+        attempt: i32,
+    },
 }
 
 /// An error as kept: at most 1,000 characters, so it stays in the row (never TOASTed) and
