@@ -101,7 +101,7 @@ type Row = (
     Option<serde_json::Value>,
 );
 
-/// Every object's layout, keyed by object id.
+/// Every object's layout (record tables only), keyed by object id.
 pub async fn load_layouts(pool: &PgPool) -> Result<HashMap<i64, ObjectLayout>, IngestError> {
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT o.id, o.workspace_id, o.api_name, f.id, f.api_name, f.definition
@@ -136,6 +136,13 @@ pub async fn load_layouts(pool: &PgPool) -> Result<HashMap<i64, ObjectLayout>, I
             });
         }
     }
+    Ok(out)
+}
+
+/// Every table the lake holds: each object's ([`load_layouts`]) and each workspace's system
+/// objects (workflow runs and steps).
+pub async fn load_lake_layouts(pool: &PgPool) -> Result<HashMap<i64, ObjectLayout>, IngestError> {
+    let mut out = load_layouts(pool).await?;
     let workspaces: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM oneo.workspaces")
         .fetch_all(pool)
         .await?;

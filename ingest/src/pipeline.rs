@@ -22,7 +22,7 @@ use crate::apply::Tables;
 use crate::batch::PendingRow;
 use crate::error::{IngestError, TableError};
 use crate::lake::{Lake, TableKind};
-use crate::layout::{ObjectLayout, load_layouts, object_id_of, system_object_id};
+use crate::layout::{ObjectLayout, load_lake_layouts, object_id_of, system_object_id};
 use crate::snapshot::copy_tables;
 use crate::source::{
     Change, ChangeSource, Lsn, OpenedSlot, RECORD_SCHEMA, SlotConfig, SlotSnapshot, format_lsn,
@@ -101,7 +101,7 @@ impl Pipeline {
     ) -> Result<(), IngestError> {
         check_wal_level(&self.pool).await?;
         self.tables.clear();
-        self.layouts = load_layouts(&self.pool).await?;
+        self.layouts = load_lake_layouts(&self.pool).await?;
         let lost = self.drop_lost_slot().await?;
         // A resync cut short by a crash leaves its scratch slot holding WAL.
         self.drop_scratch_slots().await?;
@@ -429,7 +429,7 @@ impl Pipeline {
     }
 
     async fn resync(&mut self, object_id: i64) -> Result<(), IngestError> {
-        self.layouts = load_layouts(&self.pool).await?;
+        self.layouts = load_lake_layouts(&self.pool).await?;
         if !self.layouts.contains_key(&object_id) {
             return Err(IngestError::Catalog(format!(
                 "object {object_id} is unknown"

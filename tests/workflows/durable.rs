@@ -408,3 +408,124 @@ async fn schedules_and_record_times_start_runs() {
         "started before it was due: {mine:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_condition_branches_and_a_loop_walks_related_records_within_its_bound() {
+    let mut s = Setup::new(20).await;
+    let (_, a) = s.serve("a", &env()).await;
+    let (lost, _) = create_workflow(&s, &a, json!({
+        "name": "Lost deals",
+        "trigger": {"type": "field_changed", "object": "deal", "field": "stage", "to": "closed_lost"},
+        "steps": [
+            {"key": "big", "type": "condition", "when": "amount > 1000", "then": "each", "else": "end"},
+            {"key": "each", "type": "loop", "object": "activity", "via": "deal", "max": 2,
+             "steps": [{"key": "mark", "type": "update_record", "object": "activity",
+                        "record": "{{item.id}}", "values": {"subject": "lost: {{item.subject}}"}}]},
+            {"key": "done", "type": "create_record", "object": "activity",
+             "values": {"subject": "looked at {{steps.each.count}}", "type": "note"}},
+        ],
+    }))
+    .await;
+    let deal = |name: &'static str, amount: &'static str| {
+        let (s, a) = (&s, a.clone());
+        async move {
+            let (status, d) = s
+                .call(
+                    &a,
+                    Method::POST,
+                    "/v1/records/deal",
+                    Some(&json!({"name": name, "stage": "proposal", "amount": amount})),
+                )
+                .await;
+            assert_eq!(status, 201, "{d}");
+            let id = d["id"].as_str().expect("id").to_string();
+            for n in 0..3 {
+                let (status, body) = s
+                    .call(
+                        &a,
+                        Method::POST,
+                        "/v1/records/activity",
+                        Some(
+                            &json!({"subject": format!("{name} {n}"), "type": "call", "deal": id}),
+                        ),
+                    )
+                    .await;
+                assert_eq!(status, 201, "{body}");
+            }
+            let (status, body) = s
+                .call(
+                    &a,
+                    Method::PATCH,
+                    &format!("/v1/records/deal/{id}"),
+                    Some(&json!({"stage": "closed_lost"})),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            id
+        }
+    };
+    let big = deal("Big", "5000").await;
+    let small = deal("Small", "10").await;
+    let runs = wait_all(&s, &a, "both lost deals' runs", |r| {
+        r.iter()
+            .filter(|x| x["workflow_id"] == lost.as_str() && terminal(x))
+            .count()
+            == 2
+    })
+    .await;
+    let run_of = |id: &str| {
+        runs.iter()
+            .find(|x| x["trigger"]["record_id"] == id)
+            .unwrap_or_else(|| panic!("no run for {id}: {runs:#?}"))
+    };
+    let big_run = run_of(&big);
+    assert_eq!(big_run["status"], "succeeded", "{big_run:#}");
+    let paths: Vec<&str> = big_run["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|x| x["path"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        paths,
+        ["big", "each", "each[0].mark", "each[1].mark", "done"],
+        "{big_run:#}"
+    );
+    let small_run = run_of(&small);
+    assert_eq!(small_run["status"], "succeeded");
+    assert_eq!(attempts(small_run, "big")[0]["output"]["result"], false);
+    assert_eq!(
+        small_run["steps"].as_array().map(Vec::len),
+        Some(1),
+        "the else branch ends it"
+    );
+    // The loop touched two of the big deal's three activities (its bound), oldest first.
+    let (_, body) = s
+        .call(
+            &a,
+            Method::GET,
+            &format!("/v1/records/activity?filter=deal:eq:{big}&sort=id&limit=10"),
+            None,
+        )
+        .await;
+    let subjects: Vec<&str> = body["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["subject"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(subjects, ["lost: Big 0", "lost: Big 1", "Big 2"], "{body}");
+    let (_, body) = s
+        .call(
+            &a,
+            Method::GET,
+            "/v1/records/activity?filter=subject:eq:looked at 2",
+            None,
+        )
+        .await;
+    assert_eq!(body["records"].as_array().map(Vec::len), Some(1), "{body}");
+}
+
+fn terminal(r: &Value) -> bool {
+    r["status"] == "succeeded" || r["status"] == "failed"
+}

@@ -13,7 +13,7 @@ use super::{Batch, Pipeline, new_status};
 use crate::apply::{Outcome, Work, spawn_batch};
 use crate::batch::PendingRow;
 use crate::error::{IngestError, TableError};
-use crate::layout::load_layouts;
+use crate::layout::load_lake_layouts;
 use crate::source::{ChangeSource, Lsn, format_lsn};
 use crate::status::TableState;
 
@@ -70,7 +70,7 @@ impl Pipeline {
                     .iter()
                     .any(|(id, rows)| self.layout_is_stale(*id, rows));
             if stale {
-                self.layouts = load_layouts(&self.pool).await?;
+                self.layouts = load_lake_layouts(&self.pool).await?;
             }
             let mut tables: Vec<(i64, Vec<PendingRow>)> = b.rows.into_iter().collect();
             tables.sort_unstable_by_key(|(id, _)| *id);
