@@ -84,7 +84,9 @@ async fn run_once(
                 }
                 Change::Row(r) if r.schema.as_ref() == RECORD_SCHEMA => rows.push(*r),
                 // An object or field made or changed: the columns of later rows follow the
-                // new layout (a trigger on a field added today must see its values).
+                // new layout (a trigger on a field added today must see its values). The
+                // catalog may not be visible yet at this commit, so `start_runs` also
+                // reloads on a row with a column the layout lacks.
                 Change::Row(r)
                     if r.schema.as_ref() == "oneo"
                         && matches!(r.table.as_ref(), "objects" | "fields") =>
@@ -150,8 +152,14 @@ async fn start_runs(
         let Some(object_id) = object_id_of(&row.table) else {
             continue;
         };
-        if !layouts.contains_key(&object_id) {
-            // An object made since the intake started.
+        // An object made, or a field added, since the layouts were read.
+        let stale = layouts.get(&object_id).is_none_or(|l| {
+            [&row.new, &row.old]
+                .into_iter()
+                .flatten()
+                .any(|t| l.lacks_columns_of(t))
+        });
+        if stale {
             *layouts = load_layouts(pool).await.map_err(|e| e.to_string())?;
         }
         let Some(layout) = layouts.get(&object_id) else {

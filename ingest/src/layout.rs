@@ -184,6 +184,17 @@ impl ObjectLayout {
     pub fn is_system(&self) -> bool {
         self.object_id < 0
     }
+
+    /// Whether a row of this table carries a field column (`f<id>`) the layout lacks: a field
+    /// added since the layout was read. The catalog row that announced it may not have been
+    /// visible yet when the layout was reloaded (logical decoding can send a commit before
+    /// other sessions see it), so a row's own columns are the reliable sign.
+    pub fn lacks_columns_of(&self, tuple: &crate::source::Tuple) -> bool {
+        !self.is_system()
+            && tuple
+                .columns()
+                .any(|c| c.starts_with('f') && !self.fields.iter().any(|f| f.source == c))
+    }
 }
 
 /// The lake table a change of `oneo.<table>` feeds, for system objects: by the row's
@@ -206,6 +217,26 @@ mod tests {
         assert_eq!(object_id_of("o12"), Some(12));
         assert_eq!(object_id_of("objects"), None);
         assert_eq!(object_id_of("x12"), None);
+    }
+
+    #[test]
+    fn a_row_with_a_field_column_the_layout_lacks_marks_it_stale() {
+        let layout = ObjectLayout {
+            object_id: 1,
+            workspace_id: Uuid::nil(),
+            api_name: "deal".into(),
+            fields: vec![LakeField {
+                field_id: 7,
+                name: "amount".into(),
+                source: "f7".into(),
+                data_type: DataType::Decimal128(38, 2),
+            }],
+        };
+        let known = crate::source::test_tuple(&[("id", Some("x")), ("f7", Some("1"))]);
+        let added =
+            crate::source::test_tuple(&[("id", Some("x")), ("f7", None), ("f9", Some("gold"))]);
+        assert!(!layout.lacks_columns_of(&known));
+        assert!(layout.lacks_columns_of(&added));
     }
 
     #[test]

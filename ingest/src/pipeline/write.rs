@@ -156,11 +156,7 @@ impl Pipeline {
         else {
             return false;
         };
-        // A system object's columns are fixed; a record table's new field is `f<id>`.
-        !layout.is_system()
-            && new
-                .columns()
-                .any(|c| c.starts_with('f') && !layout.fields.iter().any(|f| f.source == c))
+        layout.lacks_columns_of(new)
     }
 
     /// Takes back one object's tables after a batch and records what happened. A change the
