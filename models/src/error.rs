@@ -12,4 +12,37 @@ pub enum ModelError {
     /// The optimiser failed (it reports why).
     #[error("training failed: {0}")]
     Training(String),
+    /// A model definition the workspace can't have: `part` names where.
+    #[error("{part}: {message}")]
+    Definition { part: String, message: String },
+    /// The lake could not be read for features.
+    #[error("{0}")]
+    Lake(String),
+}
+
+impl ModelError {
+    pub fn definition(part: impl Into<String>, message: impl Into<String>) -> Self {
+        ModelError::Definition {
+            part: part.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<oneo_query::QueryError> for ModelError {
+    fn from(e: oneo_query::QueryError) -> Self {
+        ModelError::Lake(e.to_string())
+    }
+}
+
+impl From<datafusion::error::DataFusionError> for ModelError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        ModelError::Lake(format!("the feature query failed: {e}"))
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for ModelError {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        ModelError::Lake(format!("the feature rows could not be read: {e}"))
+    }
 }

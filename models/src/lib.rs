@@ -19,13 +19,19 @@
 //! Training splits by time: the older 80 % of rows (by cutoff) train, the newer 20 %
 //! validate, as scores are always used on rows newer than anything trained on.
 
+pub mod encode;
 pub mod error;
+pub mod features;
 pub mod logistic;
 pub mod metrics;
+pub mod scorer;
 
+pub use encode::{Encoder, RawColumn, RawValues};
 pub use error::ModelError;
+pub use features::{FeatureRows, FeatureSpec, ModelKind, Purpose, extract};
 pub use logistic::{LogisticModel, LogisticParams, train_logistic};
 pub use metrics::Metrics;
+pub use scorer::{Factor, Score, Scorer, Training};
 
 /// Labelled rows: each one's feature values (in `features` order), label and cutoff (the
 /// instant its features were read as of, as microseconds or any ordered number).
@@ -111,6 +117,8 @@ pub struct Trained {
     pub model: LogisticModel,
     pub metrics: Metrics,
     pub train_rows: usize,
+    /// The F1-best threshold on the training rows.
+    pub threshold: f64,
 }
 
 /// Checks the data is enough, trains on the older rows, picks the F1-best threshold on them
@@ -122,13 +130,23 @@ pub fn train_and_validate(
 ) -> Result<Trained, ModelError> {
     requirements.check(set)?;
     let (train, validate) = set.split_by_time();
+    fit_and_measure(set, &train, &validate, params)
+}
+
+/// Trains on the rows at `train`, measures on those at `validate`.
+pub(crate) fn fit_and_measure(
+    set: &TrainingSet,
+    train: &[usize],
+    validate: &[usize],
+    params: LogisticParams,
+) -> Result<Trained, ModelError> {
     let pick = |idx: &[usize]| -> (Vec<Vec<f64>>, Vec<bool>) {
         idx.iter()
             .map(|i| (set.rows[*i].clone(), set.labels[*i]))
             .unzip()
     };
-    let (train_rows, train_labels) = pick(&train);
-    let (valid_rows, valid_labels) = pick(&validate);
+    let (train_rows, train_labels) = pick(train);
+    let (valid_rows, valid_labels) = pick(validate);
     for (what, labels) in [("training", &train_labels), ("validation", &valid_labels)] {
         if labels.iter().all(|l| *l) || labels.iter().all(|l| !*l) {
             return Err(ModelError::NotEnoughData(format!(
@@ -147,6 +165,7 @@ pub fn train_and_validate(
         model,
         metrics,
         train_rows: train.len(),
+        threshold,
     })
 }
 

@@ -59,6 +59,6 @@ pub use sql::{
     run_sql, with_classic_types,
 };
 pub use workspace::{
-    CATALOG, DEFAULT_COLUMN_CACHE, ObjectDef, QueryConfig, SCHEMA, SYSTEM_SCHEMA, TableCache,
-    WorkspaceSchema, WorkspaceSession,
+    CATALOG, DEFAULT_COLUMN_CACHE, HISTORY_SCHEMA, ObjectDef, QueryConfig, SCHEMA, SYSTEM_SCHEMA,
+    TableCache, WorkspaceSchema, WorkspaceSession,
 };

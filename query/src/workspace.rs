@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{
     CatalogProvider, MemTable, MemoryCatalogProvider, MemorySchemaProvider, SchemaProvider,
@@ -38,6 +38,9 @@ pub const CATALOG: &str = "oneo";
 pub const SCHEMA: &str = "crm";
 /// The schema of system tables (ingest status, and later model scores).
 pub const SYSTEM_SCHEMA: &str = "oneo";
+/// The schema of the objects' change histories (`history.deal`), in sessions that ask for
+/// it ([`WorkspaceSession::add_history`]).
+pub const HISTORY_SCHEMA: &str = "history";
 /// Rows per batch in sessions whose results go to clients as they are (Flight SQL).
 const CLIENT_BATCH_SIZE: usize = 65_536;
 
@@ -74,6 +77,25 @@ impl ObjectDef {
                 cols.push(Field::new(&f.api_name, t, true));
             }
         }
+        Arc::new(Schema::new(cols))
+    }
+
+    /// The history table's columns: ingest's `_op`, `_lsn`, `_seq` and `_commit_ts`, then
+    /// the lake table's.
+    pub fn history_schema(&self) -> SchemaRef {
+        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+        let mut cols = vec![
+            Field::new("_op", DataType::Utf8, false),
+            Field::new("_lsn", DataType::Int64, false),
+            Field::new("_seq", DataType::Int64, false),
+            Field::new("_commit_ts", ts, false),
+        ];
+        cols.extend(
+            self.lake_schema()
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone()),
+        );
         Arc::new(Schema::new(cols))
     }
 }
@@ -310,6 +332,7 @@ impl WorkspaceSession {
         scan.options_mut().execution.parquet.pushdown_filters = true;
         let scan = Arc::new(SessionStateBuilder::new().with_config(scan).build());
         let tables = Arc::new(LakeSchema {
+            kind: TableKind::Current,
             root: cfg.lake_root.clone(),
             scan,
             schema: Arc::clone(&schema),
@@ -321,8 +344,8 @@ impl WorkspaceSession {
                 .as_ref()
                 .filter(|_| keyed)
                 .map(|c| Arc::clone(c.keys())),
-            opened: Mutex::default(),
-            versions: Mutex::default(),
+            opened: Arc::default(),
+            versions: Arc::default(),
         });
         let catalog = MemoryCatalogProvider::new();
         catalog.register_schema(SCHEMA, Arc::clone(&tables) as Arc<dyn SchemaProvider>)?;
@@ -382,6 +405,32 @@ impl WorkspaceSession {
         self.timeout
     }
 
+    /// Adds the schema `history`: each object's change history (`history.deal`), one row
+    /// per change with ingest's `_op`, `_lsn`, `_seq` and `_commit_ts` before the fields.
+    /// Its tables count in [`Self::read_versions`] and [`Self::applied_lsn`] like `crm`'s.
+    pub fn add_history(&self) -> Result<(), QueryError> {
+        let catalog = self.ctx.catalog(CATALOG).ok_or_else(|| {
+            QueryError::Engine(DataFusionError::Internal(
+                "the session has no catalog".into(),
+            ))
+        })?;
+        let crm = &self.tables;
+        let history = LakeSchema {
+            kind: TableKind::History,
+            root: crm.root.clone(),
+            scan: Arc::clone(&crm.scan),
+            schema: Arc::clone(&crm.schema),
+            as_of: crm.as_of,
+            cache: Arc::clone(&crm.cache),
+            columns: None,
+            keys: None,
+            opened: Arc::clone(&crm.opened),
+            versions: Arc::clone(&crm.versions),
+        };
+        catalog.register_schema(HISTORY_SCHEMA, Arc::new(history))?;
+        Ok(())
+    }
+
     /// The interner behind the tables' key columns, when they have them.
     pub fn keys(&self) -> Option<&Arc<KeyInterner>> {
         self.tables.keys.as_ref()
@@ -415,6 +464,8 @@ impl WorkspaceSession {
 /// The `crm` schema: the workspace's objects, each opened on first use.
 #[derive(Debug)]
 struct LakeSchema {
+    /// Current state (`crm`) or change history (`history`).
+    kind: TableKind,
     root: Url,
     /// Carries only the scan options (view types, pushdown) the lake's tables are read with.
     scan: Arc<SessionState>,
@@ -425,20 +476,24 @@ struct LakeSchema {
     /// Set when the tables show key columns.
     keys: Option<Arc<KeyInterner>>,
     /// Tables opened so far and the LSN ingest had applied to each.
-    opened: Mutex<HashMap<String, Option<u64>>>,
+    /// Shared by the session's `crm` and `history` schemas, keyed by table path.
+    opened: Arc<Mutex<HashMap<String, Option<u64>>>>,
     /// Tables opened so far: their path under the lake root and the Delta version read
     /// (`None` for a table with no change yet).
-    versions: Mutex<BTreeMap<String, Option<u64>>>,
+    versions: Arc<Mutex<BTreeMap<String, Option<u64>>>>,
 }
 
 impl LakeSchema {
     async fn open(&self, object: &ObjectDef) -> Result<Arc<dyn TableProvider>, QueryError> {
-        let path = table_path(self.schema.workspace_id, object.id, TableKind::Current);
+        let path = table_path(self.schema.workspace_id, object.id, self.kind);
         let url = self
             .root
             .join(&path)
             .map_err(|e| QueryError::Lake(DeltaTableError::InvalidTableLocation(e.to_string())))?;
-        let wanted = object.lake_schema();
+        let wanted = match self.kind {
+            TableKind::Current => object.lake_schema(),
+            TableKind::History => object.history_schema(),
+        };
         let key_columns = object.key_columns();
         let keys = self.keys.as_ref().map(|k| (key_columns.as_slice(), k));
         let found = match self.as_of {
@@ -469,7 +524,11 @@ impl LakeSchema {
             .table_provider()
             .with_session(Arc::clone(&self.scan))
             .await?;
-        if let Some(columns) = &self.columns {
+        if let Some(columns) = self
+            .columns
+            .as_ref()
+            .filter(|_| self.kind == TableKind::Current)
+        {
             provider = HotTable::wrap(provider, &table, columns, &key_columns);
         }
         Ok(Arc::new(catalog_view(
@@ -486,8 +545,9 @@ impl LakeSchema {
     }
 
     fn record(&self, object: &ObjectDef, lsn: Option<u64>) {
+        let path = table_path(self.schema.workspace_id, object.id, self.kind);
         let mut opened = self.opened.lock().unwrap_or_else(|p| p.into_inner());
-        opened.insert(object.api_name.clone(), lsn);
+        opened.insert(path, lsn);
     }
 }
 

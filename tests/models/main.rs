@@ -1,0 +1,351 @@
+//! Predictive scores from the lake, end to end: the synthetic data set is written through
+//! the API's loader while ingest streams every change into a real Delta lake, and the
+//! features of `win_probability` are read point in time from the history tables.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use oneo_api::Application;
+use oneo_api::config::{DatabaseConfig, HttpConfig};
+use oneo_ingest::{Ingest, IngestConfig, IngestHandle};
+use oneo_models::{
+    FeatureRows, FeatureSpec, ModelKind, Purpose, RawValues, Requirements, Scorer, extract,
+};
+use oneo_query::{ObjectDef, QueryConfig, WorkspaceSchema, WorkspaceSession};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use common::{create_database, drop_database};
+
+/// The generator's contacts: 3,000 deals, about 2,100 of them closed.
+const SCALE: usize = 6000;
+
+struct Env {
+    pool: PgPool,
+    base: String,
+    key: String,
+    workspace: Uuid,
+    data: oneo_data::Dataset,
+    ids: HashMap<&'static str, Vec<Uuid>>,
+    ingest: IngestHandle,
+    query: QueryConfig,
+    http: reqwest::Client,
+    stop: CancellationToken,
+    db_name: String,
+    _lake: tempfile::TempDir,
+}
+
+impl Env {
+    /// Ingest runs first, so the history holds every change the loader makes (a snapshot
+    /// copy would bring current state only).
+    async fn start() -> Env {
+        let (db_name, db_url) = create_database().await;
+        let db = DatabaseConfig {
+            database_url: db_url.clone(),
+            db_max_connections: 10,
+        };
+        let http = HttpConfig {
+            http_addr: "127.0.0.1:0".parse().expect("addr"),
+            request_timeout_secs: 120,
+        };
+        let app = Application::build(&db, &http).await.expect("server");
+        let pool = app.pool().clone();
+        let created = oneo_api::db::workspace::create_workspace(&pool, "Acme")
+            .await
+            .expect("workspace");
+        let lake = tempfile::tempdir().expect("lake dir");
+        let mut cfg = IngestConfig::new(&db_url, lake.path().to_string_lossy());
+        cfg.max_batch_delay = Duration::from_millis(200);
+        let ingest = Ingest::new(cfg, pool.clone()).expect("ingest");
+        let handle = ingest.handle();
+        let stop = CancellationToken::new();
+        tokio::spawn(ingest.run(stop.clone()));
+        let query = QueryConfig::new(handle.lake().root().clone());
+        let app = app.with_ingest(handle.clone()).with_lake(query.clone());
+        let base = format!("http://{}", app.local_addr());
+        tokio::spawn(app.run_until_stopped(stop.clone()));
+        let mut env = Env {
+            pool,
+            base,
+            key: created.api_key,
+            workspace: created.workspace_id,
+            data: oneo_data::generate(SCALE, 7),
+            ids: HashMap::new(),
+            ingest: handle,
+            query,
+            http: reqwest::Client::new(),
+            stop,
+            db_name,
+            _lake: lake,
+        };
+        // Wait for the slot first: what the loader writes must stream, not be copied.
+        env.wait_for_lake().await;
+        let field = json!({"api_name": "post_mortem", "label": "Post-mortem", "type": "number"});
+        let (status, body) = env.post("/v1/objects/deal/fields", &field).await;
+        assert_eq!(status, 201, "{body}");
+        let loaded = oneo_api::load::load(&env.pool, env.workspace, &env.data, &|_, _, _| {})
+            .await
+            .expect("load");
+        env.ids = loaded.ids;
+        env
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.key)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Until everything committed so far is in the lake.
+    async fn wait_for_lake(&self) {
+        let mark: String =
+            sqlx::query_scalar("SELECT pg_logical_emit_message(true, 'oneo.test', '')::text")
+                .fetch_one(&self.pool)
+                .await
+                .expect("mark");
+        let mark = oneo_ingest::parse_lsn(&mark).expect("lsn");
+        for _ in 0..3000 {
+            if self.ingest.status.acknowledged().is_some_and(|a| a >= mark) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the lake did not catch up within 300 s");
+    }
+
+    async fn session(&self) -> WorkspaceSession {
+        let objects = oneo_api::db::schema::load_objects(&self.pool, self.workspace, None)
+            .await
+            .expect("objects")
+            .into_iter()
+            .map(|o| ObjectDef {
+                id: o.id,
+                fields: o.defs(),
+                api_name: o.api_name,
+            })
+            .collect();
+        let schema = WorkspaceSchema {
+            workspace_id: self.workspace,
+            objects,
+        };
+        let session = WorkspaceSession::new(&self.query, schema).expect("session");
+        session.add_history().expect("history");
+        session
+    }
+
+    /// The position of each deal id.
+    fn deal_positions(&self) -> HashMap<String, usize> {
+        self.ids["deal"]
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.to_string(), i))
+            .collect()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        drop_database(std::mem::take(&mut self.db_name));
+    }
+}
+
+fn numbers<'a>(rows: &'a FeatureRows, name: &str) -> &'a [Option<f64>] {
+    let column = rows.columns.iter().find(|c| c.name == name);
+    match column.map(|c| &c.values) {
+        Some(RawValues::Numbers(v)) => v,
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+fn win(fields: &[&str]) -> FeatureSpec {
+    FeatureSpec {
+        kind: ModelKind::WinProbability,
+        horizon_days: 90,
+        fields: fields.iter().map(|f| f.to_string()).collect(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn win_probability_learns_the_planted_signal_from_point_in_time_history() {
+    let before = chrono::Utc::now().date_naive();
+    let env = Env::start().await;
+    let load_days = [before, chrono::Utc::now().date_naive()];
+    // A field only set once a deal has closed, saying how it ended: the leak a model
+    // reading today's values would learn from.
+    let positions = env.deal_positions();
+    let closed: Vec<Value> = env
+        .data
+        .deals
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| {
+            let last = *d.stages.last()?;
+            last.starts_with("closed_").then(
+                || json!({"id": env.ids["deal"][i], "post_mortem": u8::from(last == "closed_won")}),
+            )
+        })
+        .collect();
+    for chunk in closed.chunks(1000) {
+        let (status, body) = env
+            .post(
+                "/v1/records/deal/bulk",
+                &json!({"operation": "update", "records": chunk}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    env.wait_for_lake().await;
+
+    let session = env.session().await;
+    let rows = extract(&session, &win(&[]), Purpose::Training)
+        .await
+        .expect("features");
+    assert_eq!(
+        rows.len(),
+        closed.len(),
+        "every closed deal is one training row"
+    );
+    // Labels and point-in-time counts agree with what the generator made. A deal's cutoff
+    // is its close date, or the day it was closed (today) where that is earlier; meetings
+    // count when logged by then (all were committed before the deal closed).
+    let meetings = numbers(&rows, "meetings");
+    let epoch = chrono::NaiveDate::default();
+    for (k, id) in rows.ids.iter().enumerate() {
+        let i = positions[id];
+        let deal = &env.data.deals[i];
+        assert_eq!(
+            rows.labels[k],
+            Some(deal.stages.last() == Some(&"closed_won")),
+            "label of deal {i}"
+        );
+        let cutoff = epoch + chrono::Duration::days(rows.cutoffs[k].into());
+        assert!(
+            cutoff == deal.close_date || (cutoff < deal.close_date && load_days.contains(&cutoff)),
+            "deal {i} closing on {} was cut off on {cutoff}",
+            deal.close_date
+        );
+        let expected = env
+            .data
+            .activities
+            .iter()
+            .filter(|a| a.deal == Some(i) && a.kind == "meeting" && a.occurred_at.date() <= cutoff)
+            .count();
+        assert_eq!(meetings[k], Some(expected as f64), "meetings of deal {i}");
+    }
+    assert!(
+        rows.versions.keys().any(|p| p.ends_with("/history/")),
+        "the history tables' versions are recorded: {:?}",
+        rows.versions
+    );
+
+    let trained = Scorer::train(
+        &win(&[]),
+        &rows,
+        &Requirements::default(),
+        Default::default(),
+    )
+    .expect("trained");
+    eprintln!(
+        "win_probability: {} training rows, {} validation rows, AUC {:.4}, PR AUC {:.4}, log loss {:.4}, Brier {:.4}",
+        trained.train_rows,
+        trained.validation_rows,
+        trained.metrics.roc_auc,
+        trained.metrics.pr_auc,
+        trained.metrics.log_loss,
+        trained.metrics.brier
+    );
+    assert!(
+        trained.metrics.roc_auc >= 0.80,
+        "validation AUC {}",
+        trained.metrics.roc_auc
+    );
+
+    // The post-mortem was written after each outcome, so at every cutoff it was unset: it
+    // carries nothing into training, and the model is the same without it.
+    let leaky = extract(&session, &win(&["post_mortem"]), Purpose::Training)
+        .await
+        .expect("features");
+    assert!(
+        numbers(&leaky, "deal.post_mortem")
+            .iter()
+            .all(Option::is_none),
+        "no training row sees a value written after its outcome"
+    );
+    let with_leak = Scorer::train(
+        &win(&["post_mortem"]),
+        &leaky,
+        &Requirements::default(),
+        Default::default(),
+    )
+    .expect("trained");
+    let share = with_leak
+        .importance
+        .iter()
+        .find(|(f, _)| f == "deal.post_mortem")
+        .map(|(_, s)| *s);
+    assert_eq!(share, Some(0.0), "{:?}", with_leak.importance);
+    assert!(
+        (with_leak.metrics.roc_auc - trained.metrics.roc_auc).abs() < 1e-9,
+        "AUC {} with the late field, {} without",
+        with_leak.metrics.roc_auc,
+        trained.metrics.roc_auc
+    );
+
+    // Same data, same model; same model and input, same scores.
+    let again = Scorer::train(
+        &win(&[]),
+        &rows,
+        &Requirements::default(),
+        Default::default(),
+    )
+    .expect("trained");
+    assert_eq!(again.scorer, trained.scorer);
+    let today = chrono::Utc::now().date_naive();
+    let open = extract(&session, &win(&[]), Purpose::Scoring { today })
+        .await
+        .expect("open deals");
+    let open_deals = env
+        .data
+        .deals
+        .iter()
+        .filter(|d| !d.stages.last().is_some_and(|s| s.starts_with("closed_")))
+        .count();
+    assert_eq!(open.len(), open_deals, "every open deal is scored");
+    let scores = trained.scorer.score(&open);
+    assert_eq!(scores, again.scorer.score(&open));
+    assert!(scores.iter().all(|s| (1..=99).contains(&s.score)));
+    // A deal in negotiation (the stage every won deal passed) scores above one still
+    // prospecting, on average.
+    let stage_of = |id: &str| env.data.deals[positions[id]].stages.last().copied();
+    let mean = |stage: &str| {
+        let s: Vec<f64> = scores
+            .iter()
+            .filter(|s| stage_of(&s.id) == Some(stage))
+            .map(|s| s.probability)
+            .collect();
+        s.iter().sum::<f64>() / s.len().max(1) as f64
+    };
+    assert!(mean("negotiation") > mean("prospecting"));
+    let explained = &scores[0];
+    assert!(
+        !explained.factors.is_empty() && explained.factors.iter().all(|f| !f.text.is_empty()),
+        "{explained:?}"
+    );
+    eprintln!(
+        "a score: {}",
+        serde_json::to_string(explained).unwrap_or_default()
+    );
+}
