@@ -19,6 +19,7 @@ pub mod error;
 pub mod export;
 pub mod flight;
 pub mod load;
+pub mod models;
 pub mod openapi;
 pub mod relational;
 mod routes;

@@ -4,8 +4,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    dashboard_page, dashboards, health, ingest, keys, objects, records, reports, saved, schedules,
-    workflow_runs, workflows, workspace,
+    dashboard_page, dashboards, health, ingest, keys, models, objects, records, reports, saved,
+    schedules, workflow_runs, workflows, workspace,
 };
 
 #[derive(OpenApi)]
@@ -28,6 +28,8 @@ use crate::routes::{
         workflows::list, workflows::create, workflows::get, workflows::replace, workflows::delete,
         workflows::enable, workflows::disable, workflows::versions, workflow_runs::list,
         workflow_runs::get, workflow_runs::approve, workflow_runs::reject,
+        models::list, models::create, models::get, models::train, models::deploy, models::score,
+        models::record_scores,
     ),
     modifiers(&BearerKey)
 )]

@@ -1,6 +1,7 @@
 //! System objects: Oneo's own tables that stream into each workspace's lake beside its
 //! objects, so reports, `/v1/sql` and Flight SQL read them like any object. Today these
-//! are workflow runs and their steps (`workflow_run`, `workflow_step`).
+//! are workflow runs and their steps (`workflow_run`, `workflow_step`) and model scores
+//! (`score`).
 //!
 //! ```
 //! use oneo_catalog::system::{SYSTEM_OBJECTS, system_object};
@@ -22,28 +23,29 @@ pub struct SystemObject {
     pub api_name: &'static str,
     /// The PostgreSQL table, in schema `oneo`.
     pub table: &'static str,
-    /// Its columns besides `id`, `created_at` and `updated_at`: (column, type).
-    columns: &'static [(&'static str, FieldType)],
+    /// Its columns besides `id`, `created_at` and `updated_at`: (column, type, a
+    /// number's scale).
+    columns: &'static [(&'static str, FieldType, u32)],
     /// Distinguishes the system objects' ids within a workspace.
     tag: i64,
 }
 
 use FieldType::{Datetime, Number, Text};
 
-pub const SYSTEM_OBJECTS: [SystemObject; 2] = [
+pub const SYSTEM_OBJECTS: [SystemObject; 3] = [
     SystemObject {
         api_name: "workflow_run",
         table: "workflow_runs",
         columns: &[
-            ("workflow_id", Text),
-            ("version", Number),
-            ("status", Text),
-            ("source", Text),
-            ("depth", Number),
-            ("parent_run", Text),
-            ("error", Text),
-            ("started_at", Datetime),
-            ("finished_at", Datetime),
+            ("workflow_id", Text, 0),
+            ("version", Number, 0),
+            ("status", Text, 0),
+            ("source", Text, 0),
+            ("depth", Number, 0),
+            ("parent_run", Text, 0),
+            ("error", Text, 0),
+            ("started_at", Datetime, 0),
+            ("finished_at", Datetime, 0),
         ],
         tag: 0,
     },
@@ -51,17 +53,33 @@ pub const SYSTEM_OBJECTS: [SystemObject; 2] = [
         api_name: "workflow_step",
         table: "workflow_steps",
         columns: &[
-            ("run_id", Text),
-            ("workflow_id", Text),
-            ("path", Text),
-            ("step_type", Text),
-            ("attempt", Number),
-            ("status", Text),
-            ("error", Text),
-            ("started_at", Datetime),
-            ("finished_at", Datetime),
+            ("run_id", Text, 0),
+            ("workflow_id", Text, 0),
+            ("path", Text, 0),
+            ("step_type", Text, 0),
+            ("attempt", Number, 0),
+            ("status", Text, 0),
+            ("error", Text, 0),
+            ("started_at", Datetime, 0),
+            ("finished_at", Datetime, 0),
         ],
         tag: 1,
+    },
+    // The latest score of each record by each model (issue 23); read as `oneo.scores`.
+    SystemObject {
+        api_name: "score",
+        table: "scores",
+        columns: &[
+            ("model_id", Text, 0),
+            ("model", Text, 0),
+            ("kind", Text, 0),
+            ("object", Text, 0),
+            ("record_id", Text, 0),
+            ("version", Number, 0),
+            ("score", Number, 0),
+            ("probability", Number, 6),
+        ],
+        tag: 2,
     },
 ];
 
@@ -75,8 +93,8 @@ impl SystemObject {
     pub fn fields(&self) -> Vec<FieldDef> {
         self.columns
             .iter()
-            .map(|(name, t)| FieldDef {
-                scale: (*t == Number).then_some(0),
+            .map(|(name, t, scale)| FieldDef {
+                scale: (*t == Number).then_some(*scale),
                 ..FieldDef::new(name, name, *t)
             })
             .collect()
@@ -87,7 +105,9 @@ impl SystemObject {
     pub fn object_id(&self, workspace: uuid::Uuid) -> i64 {
         let mut high = [0u8; 8];
         high.copy_from_slice(&workspace.as_bytes()[..8]);
+        // Room for four system objects per workspace (60 bits × 4 fits an i64), so no two
+        // workspaces' ids meet.
         let base = (u64::from_be_bytes(high) >> 4) as i64;
-        -(base * 2 + self.tag + 1)
+        -(base * 4 + self.tag + 1)
     }
 }

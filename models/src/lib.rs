@@ -19,6 +19,7 @@
 //! Training splits by time: the older 80 % of rows (by cutoff) train, the newer 20 %
 //! validate, as scores are always used on rows newer than anything trained on.
 
+pub mod artifact;
 pub mod encode;
 pub mod error;
 pub mod features;
@@ -26,9 +27,10 @@ pub mod logistic;
 pub mod metrics;
 pub mod scorer;
 
+pub use artifact::ArtifactStore;
 pub use encode::{Encoder, RawColumn, RawValues};
 pub use error::ModelError;
-pub use features::{FeatureRows, FeatureSpec, ModelKind, Purpose, extract};
+pub use features::{FeatureRows, FeatureSpec, ModelKind, Purpose, check, extract};
 pub use logistic::{LogisticModel, LogisticParams, train_logistic};
 pub use metrics::Metrics;
 pub use scorer::{Factor, Score, Scorer, Training};

@@ -44,6 +44,15 @@ impl Env {
     /// Ingest runs first, so the history holds every change the loader makes (a snapshot
     /// copy would bring current state only).
     async fn start() -> Env {
+        Self::start_with(true).await
+    }
+
+    /// A workspace with a lake and no records.
+    async fn start_empty() -> Env {
+        Self::start_with(false).await
+    }
+
+    async fn start_with(load: bool) -> Env {
         let (db_name, db_url) = create_database().await;
         let db = DatabaseConfig {
             database_url: db_url.clone(),
@@ -74,7 +83,11 @@ impl Env {
             base,
             key: created.api_key,
             workspace: created.workspace_id,
-            data: oneo_data::generate(SCALE, 7),
+            data: if load {
+                oneo_data::generate(SCALE, 7)
+            } else {
+                oneo_data::Dataset::default()
+            },
             ids: HashMap::new(),
             ingest: handle,
             query,
@@ -85,6 +98,9 @@ impl Env {
         };
         // Wait for the slot first: what the loader writes must stream, not be copied.
         env.wait_for_lake().await;
+        if !load {
+            return env;
+        }
         let field = json!({"api_name": "post_mortem", "label": "Post-mortem", "type": "number"});
         let (status, body) = env.post("/v1/objects/deal/fields", &field).await;
         assert_eq!(status, 201, "{body}");
@@ -348,4 +364,277 @@ async fn win_probability_learns_the_planted_signal_from_point_in_time_history() 
         "a score: {}",
         serde_json::to_string(explained).unwrap_or_default()
     );
+}
+
+impl Env {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, &self.key, None).await
+    }
+
+    /// Until the version's training ended; the model as it is then.
+    async fn trained(&self, model: &str, version: i64) -> Value {
+        for _ in 0..1200 {
+            let (status, body) = self.get(&format!("/v1/models/{model}")).await;
+            assert_eq!(status, 200, "{body}");
+            let v = body["versions"]
+                .as_array()
+                .and_then(|vs| vs.iter().find(|v| v["version"] == version).cloned())
+                .expect("the version is listed");
+            if v["status"] != "training" {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("version {version} of model {model} still training after 120 s");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn models_train_deploy_and_score_through_the_api() {
+    let env = Env::start().await;
+    env.wait_for_lake().await;
+    let other = oneo_api::db::workspace::create_workspace(&env.pool, "Other")
+        .await
+        .expect("workspace");
+
+    // Bad definitions name the part at fault and create nothing.
+    for (body, part) in [
+        (json!({"name": "w", "kind": "deal_size"}), "kind"),
+        (
+            json!({"name": "Win Score", "kind": "win_probability"}),
+            "name",
+        ),
+        (
+            json!({"name": "w", "kind": "win_probability", "horizon_days": 0}),
+            "horizon_days",
+        ),
+        (
+            json!({"name": "w", "kind": "win_probability", "fields": ["nope"]}),
+            "fields[0]",
+        ),
+        (
+            json!({"name": "w", "kind": "win_probability", "fields": ["stage"]}),
+            "fields[0]",
+        ),
+        (
+            json!({"name": "w", "kind": "win_probability", "fields": ["contact"]}),
+            "fields[0]",
+        ),
+    ] {
+        let (status, answer) = env.post("/v1/models", &body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["error"]["details"][0]["field"], part, "{answer}");
+    }
+    let (_, listed) = env.get("/v1/models").await;
+    assert_eq!(listed, json!([]));
+
+    let (status, model) = env
+        .post(
+            "/v1/models",
+            &json!({"name": "win_score", "kind": "win_probability"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{model}");
+    let id = model["id"].as_str().expect("id").to_string();
+    let (status, started) = env
+        .post(&format!("/v1/models/{id}/train"), &json!({}))
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let v1 = env.trained(&id, 1).await;
+    assert_eq!(v1["status"], "validated", "{v1}");
+    let auc = v1["metrics"]["roc_auc"].as_f64().expect("auc");
+    assert!(auc >= 0.80, "{v1}");
+    assert!(
+        v1["table_versions"]
+            .as_object()
+            .is_some_and(|t| !t.is_empty()),
+        "{v1}"
+    );
+    assert_eq!(
+        v1["metrics"]["calibration"].as_array().map(Vec::len),
+        Some(10),
+        "{v1}"
+    );
+
+    // Deploying scores every open deal, into oneo.scores and the deal's own field.
+    let open: Vec<usize> = (0..env.data.deals.len())
+        .filter(|i| {
+            !env.data.deals[*i]
+                .stages
+                .last()
+                .is_some_and(|s| s.starts_with("closed_"))
+        })
+        .collect();
+    let (status, deployed) = env
+        .post(&format!("/v1/models/{id}/deploy"), &json!({"version": 1}))
+        .await;
+    assert_eq!(status, 200, "{deployed}");
+    assert_eq!(deployed["scoring"]["scored"], open.len(), "{deployed}");
+    assert_eq!(deployed["scoring"]["changed"], open.len(), "{deployed}");
+    let deal = env.ids["deal"][open[0]].to_string();
+    let (status, scored) = env.get(&format!("/v1/scores/deal/{deal}")).await;
+    assert_eq!(status, 200, "{scored}");
+    let score = &scored["scores"][0];
+    assert_eq!(score["version"], 1);
+    let value = score["score"].as_i64().expect("score");
+    assert!((1..=99).contains(&value), "{score}");
+    assert!(
+        score["factors"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty() && f.iter().all(|x| x["text"].is_string())),
+        "{score}"
+    );
+    let (_, record) = env.get(&format!("/v1/records/deal/{deal}")).await;
+    // Numbers read back as decimal text, as every number field does.
+    assert_eq!(record["win_score"], value.to_string(), "{record}");
+    let record_version = record["version"].clone();
+
+    // Scoring again with nothing changed writes nothing.
+    let (status, again) = env
+        .post(&format!("/v1/models/{id}/score"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        (again["changed"].as_i64(), again["removed"].as_i64()),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+    let (_, record) = env.get(&format!("/v1/records/deal/{deal}")).await;
+    assert_eq!(record["version"], record_version, "{record}");
+
+    // The scores reach the lake: the system table and the deals' field.
+    env.wait_for_lake().await;
+    let (status, sql) = env
+        .post(
+            "/v1/sql",
+            &json!({"sql": "SELECT count(*) AS n, min(score) AS lo, max(score) AS hi FROM crm.score"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{sql}");
+    assert_eq!(sql["rows"][0][0], open.len(), "{sql}");
+    let (status, sql) = env
+        .post(
+            "/v1/sql",
+            &json!({"sql": format!("SELECT win_score FROM crm.deal WHERE id = '{deal}'")}),
+        )
+        .await;
+    assert_eq!(status, 200, "{sql}");
+    assert_eq!(sql["rows"][0][0], value.to_string(), "{sql}");
+
+    // Tenants are walls: the other workspace sees neither the model nor the score.
+    let (status, _) = env
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/models/{id}"),
+            &other.api_key,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = env
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/scores/deal/{deal}"),
+            &other.api_key,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (_, theirs) = env
+        .call(reqwest::Method::GET, "/v1/models", &other.api_key, None)
+        .await;
+    assert_eq!(theirs, json!([]));
+
+    // A deleted deal's score disappears, from the API at once and from the table on the
+    // next pass.
+    let (status, _) = env
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/records/deal/{deal}"),
+            &env.key,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = env.get(&format!("/v1/scores/deal/{deal}")).await;
+    assert_eq!(status, 404);
+    let (_, pass) = env
+        .post(&format!("/v1/models/{id}/score"), &json!({}))
+        .await;
+    assert_eq!(pass["removed"], 1, "{pass}");
+
+    // A second version, deployed, then rolled back to the first.
+    let (status, _) = env
+        .post(&format!("/v1/models/{id}/train"), &json!({}))
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(env.trained(&id, 2).await["status"], "validated");
+    let (status, body) = env
+        .post(&format!("/v1/models/{id}/deploy"), &json!({"version": 2}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = env
+        .post(&format!("/v1/models/{id}/deploy"), &json!({"version": 1}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, detail) = env.get(&format!("/v1/models/{id}")).await;
+    assert_eq!(detail["deployed"], 1, "{detail}");
+    let statuses: Vec<&str> = detail["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .filter_map(|v| v["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["archived", "deployed"], "{detail}");
+    let (status, body) = env
+        .post(&format!("/v1/models/{id}/deploy"), &json!({"version": 9}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn too_little_data_fails_the_version_with_the_numbers() {
+    let env = Env::start_empty().await;
+    let (status, model) = env
+        .post(
+            "/v1/models",
+            &json!({"name": "win_score", "kind": "win_probability"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{model}");
+    let id = model["id"].as_str().expect("id").to_string();
+    let (status, _) = env
+        .post(&format!("/v1/models/{id}/train"), &json!({}))
+        .await;
+    assert_eq!(status, 202);
+    let v1 = env.trained(&id, 1).await;
+    assert_eq!(v1["status"], "failed", "{v1}");
+    assert_eq!(
+        v1["error"],
+        "not enough data: 0 labelled rows (0 positive, 0 negative); training needs at least 1000 rows and 100 of each class",
+        "{v1}"
+    );
+    let (status, body) = env
+        .post(&format!("/v1/models/{id}/deploy"), &json!({"version": 1}))
+        .await;
+    assert_eq!(status, 409, "{body}");
 }

@@ -4,6 +4,7 @@ pub(crate) mod health;
 pub(crate) mod hooks;
 pub(crate) mod ingest;
 pub(crate) mod keys;
+pub(crate) mod models;
 pub(crate) mod objects;
 pub(crate) mod records;
 pub(crate) mod reports;
@@ -52,6 +53,12 @@ pub fn app(state: AppState) -> Router {
                 .patch(records::update)
                 .delete(records::delete),
         )
+        .route("/v1/models", get(models::list).post(models::create))
+        .route("/v1/models/{id}", get(models::get))
+        .route("/v1/models/{id}/train", post(models::train))
+        .route("/v1/models/{id}/deploy", post(models::deploy))
+        .route("/v1/models/{id}/score", post(models::score))
+        .route("/v1/scores/{object}/{id}", get(models::record_scores))
         .route("/v1/reports/run", post(reports::run))
         .route("/v1/reports", get(saved::list).post(saved::create))
         .route(

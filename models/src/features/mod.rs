@@ -119,14 +119,11 @@ pub(crate) struct FeatureQuery {
     pub columns: Vec<Column>,
 }
 
-/// Reads the rows `spec` describes from `session`'s lake (which must see `history`).
-pub async fn extract(
-    session: &WorkspaceSession,
-    spec: &FeatureSpec,
-    purpose: Purpose,
-) -> Result<FeatureRows, ModelError> {
+/// Whether `spec` can be read in this workspace: its object exists, and each added field is
+/// a field of it that can be a feature and not one the kind reads already.
+pub fn check(schema: &oneo_query::WorkspaceSchema, spec: &FeatureSpec) -> Result<(), ModelError> {
     let object = spec.kind.object();
-    let def = session.schema().object(object).ok_or_else(|| {
+    let def = schema.object(object).ok_or_else(|| {
         ModelError::definition(
             "kind",
             format!(
@@ -135,10 +132,40 @@ pub async fn extract(
             ),
         )
     })?;
+    let own = match spec.kind {
+        ModelKind::WinProbability => win::OWN_FIELDS,
+        _ => &[],
+    };
     for (i, f) in spec.fields.iter().enumerate() {
+        let part = format!("fields[{i}]");
+        if own.contains(&f.as_str()) {
+            return Err(ModelError::definition(
+                part,
+                format!(
+                    "`{f}` is already one of {}'s own features",
+                    spec.kind.as_str()
+                ),
+            ));
+        }
+        if spec.fields[..i].contains(f) {
+            return Err(ModelError::definition(
+                part,
+                format!("`{f}` is named twice"),
+            ));
+        }
         field_column(object, def.field(f).map(|d| d.field_type), f)
-            .map_err(|m| ModelError::definition(format!("fields[{i}]"), m))?;
+            .map_err(|m| ModelError::definition(part, m))?;
     }
+    Ok(())
+}
+
+/// Reads the rows `spec` describes from `session`'s lake (which must see `history`).
+pub async fn extract(
+    session: &WorkspaceSession,
+    spec: &FeatureSpec,
+    purpose: Purpose,
+) -> Result<FeatureRows, ModelError> {
+    check(session.schema(), spec)?;
     let query = match spec.kind {
         ModelKind::WinProbability => win::query(session.schema(), spec, purpose)?,
         other => {

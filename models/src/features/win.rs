@@ -16,6 +16,8 @@ const CLOSED: &str = "('closed_won', 'closed_lost')";
 
 /// The standard fields the built-in features read.
 const DEAL_FIELDS: &[&str] = &["stage", "amount", "lead_source", "owner", "close_date"];
+/// The deal fields that are features of their own (a model can't add them again).
+pub(crate) const OWN_FIELDS: &[&str] = &["stage", "amount", "lead_source", "owner"];
 const ACTIVITY_FIELDS: &[&str] = &["type", "occurred_at", "deal"];
 
 fn require(schema: &WorkspaceSchema, object: &str, fields: &[&str]) -> Result<(), ModelError> {
@@ -111,12 +113,6 @@ pub(crate) fn query(
     let mut extra = String::new();
     for f in &spec.fields {
         let t = deal.field(f).map(|d| d.field_type);
-        if DEAL_FIELDS[..4].contains(&f.as_str()) {
-            return Err(ModelError::definition(
-                "fields",
-                format!("`{f}` is already one of win_probability's own features"),
-            ));
-        }
         columns.push(field_column("deal", t, f).map_err(|m| ModelError::definition("fields", m))?);
         if let Some(t) = t {
             extra.push_str(&format!(
