@@ -638,3 +638,80 @@ async fn too_little_data_fails_the_version_with_the_numbers() {
         .await;
     assert_eq!(status, 409, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lead_score_learns_who_wins_next_from_activity_before_each_cutoff() {
+    let env = Env::start().await;
+    env.wait_for_lake().await;
+    let today = chrono::Utc::now().date_naive();
+    let spec = FeatureSpec {
+        kind: ModelKind::LeadScore,
+        horizon_days: 90,
+        fields: vec![],
+    };
+    let session = env.session().await;
+    let rows = extract(&session, &spec, Purpose::Training)
+        .await
+        .expect("features");
+    // Labels agree with the generator: a deal of the contact won (on its close date, or
+    // today where that is earlier) in the 90 days after the cutoff.
+    let contact_of: HashMap<String, usize> = env.ids["contact"]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.to_string(), i))
+        .collect();
+    let epoch = chrono::NaiveDate::default();
+    let activities = numbers(&rows, "activities");
+    let mut positives = 0;
+    for (k, id) in rows.ids.iter().enumerate() {
+        let c = contact_of[id];
+        let cutoff = epoch + chrono::Duration::days(rows.cutoffs[k].into());
+        assert!(
+            cutoff + chrono::Duration::days(90) <= today,
+            "{cutoff}: its window has not passed"
+        );
+        let won = env.data.deals.iter().any(|d| {
+            let day = d.close_date.min(today);
+            d.contact == c
+                && d.stages.last() == Some(&"closed_won")
+                && day > cutoff
+                && day <= cutoff + chrono::Duration::days(90)
+        });
+        assert_eq!(rows.labels[k], Some(won), "contact {c} at {cutoff}");
+        positives += usize::from(won);
+        let dated = env
+            .data
+            .activities
+            .iter()
+            .filter(|a| a.contact == Some(c) && a.occurred_at.date() <= cutoff)
+            .count();
+        assert_eq!(
+            activities[k],
+            Some(dated as f64),
+            "activities of contact {c} by {cutoff}"
+        );
+    }
+    let trained =
+        Scorer::train(&spec, &rows, &Requirements::default(), Default::default()).expect("trained");
+    eprintln!(
+        "lead_score: {} rows ({positives} positive), {} training, {} validation, AUC {:.4}, PR AUC {:.4}",
+        rows.len(),
+        trained.train_rows,
+        trained.validation_rows,
+        trained.metrics.roc_auc,
+        trained.metrics.pr_auc
+    );
+    assert!(
+        trained.metrics.roc_auc > 0.70,
+        "validation AUC {}",
+        trained.metrics.roc_auc
+    );
+    let open = extract(&session, &spec, Purpose::Scoring { today })
+        .await
+        .expect("contacts");
+    assert_eq!(
+        open.len(),
+        env.data.contacts.len(),
+        "every contact is scored"
+    );
+}

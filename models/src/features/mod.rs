@@ -6,6 +6,7 @@
 //! [`oneo_query::WorkspaceSession::add_history`]) producing, per row, its record id, its
 //! label (training) and its cutoff day, then one column per raw feature.
 
+mod lead;
 mod sql;
 mod win;
 
@@ -113,6 +114,52 @@ pub(crate) struct Column {
     pub category: bool,
 }
 
+/// Refuses a workspace whose `object` lacks a standard field the kind reads.
+pub(crate) fn require(
+    schema: &oneo_query::WorkspaceSchema,
+    kind: &str,
+    object: &str,
+    fields: &[&str],
+) -> Result<(), ModelError> {
+    let def = schema.object(object).ok_or_else(|| {
+        ModelError::definition(
+            "kind",
+            format!("{kind} reads `{object}` records, and this workspace has no such object"),
+        )
+    })?;
+    for f in fields {
+        if def.field(f).is_none() {
+            return Err(ModelError::definition(
+                "kind",
+                format!(
+                    "{kind} reads `{object}.{f}`, and this workspace's `{object}` has no such field"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn ident_of(name: &str) -> String {
+    format!("\"{name}\"")
+}
+
+pub(crate) fn number(name: &str, log: bool) -> Column {
+    Column {
+        name: name.into(),
+        log,
+        category: false,
+    }
+}
+
+pub(crate) fn category(name: &str) -> Column {
+    Column {
+        name: name.into(),
+        log: false,
+        category: true,
+    }
+}
+
 /// A kind's query and the feature columns it yields after `id`, `label` and `cutoff`.
 pub(crate) struct FeatureQuery {
     pub sql: String,
@@ -134,6 +181,7 @@ pub fn check(schema: &oneo_query::WorkspaceSchema, spec: &FeatureSpec) -> Result
     })?;
     let own = match spec.kind {
         ModelKind::WinProbability => win::OWN_FIELDS,
+        ModelKind::LeadScore => lead::OWN_FIELDS,
         _ => &[],
     };
     for (i, f) in spec.fields.iter().enumerate() {
@@ -168,6 +216,7 @@ pub async fn extract(
     check(session.schema(), spec)?;
     let query = match spec.kind {
         ModelKind::WinProbability => win::query(session.schema(), spec, purpose)?,
+        ModelKind::LeadScore => lead::query(session.schema(), spec, purpose)?,
         other => {
             return Err(ModelError::definition(
                 "kind",

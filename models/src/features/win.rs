@@ -9,7 +9,9 @@
 use oneo_query::WorkspaceSchema;
 
 use super::sql::{changes, day, field_feature, ident};
-use super::{Column, FeatureQuery, FeatureSpec, Purpose, field_column};
+use super::{
+    FeatureQuery, FeatureSpec, Purpose, category, field_column, ident_of, number, require,
+};
 use crate::error::ModelError;
 
 const CLOSED: &str = "('closed_won', 'closed_lost')";
@@ -20,35 +22,13 @@ const DEAL_FIELDS: &[&str] = &["stage", "amount", "lead_source", "owner", "close
 pub(crate) const OWN_FIELDS: &[&str] = &["stage", "amount", "lead_source", "owner"];
 const ACTIVITY_FIELDS: &[&str] = &["type", "occurred_at", "deal"];
 
-fn require(schema: &WorkspaceSchema, object: &str, fields: &[&str]) -> Result<(), ModelError> {
-    let def = schema.object(object).ok_or_else(|| {
-        ModelError::definition(
-            "kind",
-            format!(
-                "win_probability reads `{object}` records, and this workspace has no such object"
-            ),
-        )
-    })?;
-    for f in fields {
-        if def.field(f).is_none() {
-            return Err(ModelError::definition(
-                "kind",
-                format!(
-                    "win_probability reads `{object}.{f}`, and this workspace's `{object}` has no such field"
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
 pub(crate) fn query(
     schema: &WorkspaceSchema,
     spec: &FeatureSpec,
     purpose: Purpose,
 ) -> Result<FeatureQuery, ModelError> {
-    require(schema, "deal", DEAL_FIELDS)?;
-    require(schema, "activity", ACTIVITY_FIELDS)?;
+    require(schema, "win_probability", "deal", DEAL_FIELDS)?;
+    require(schema, "win_probability", "activity", ACTIVITY_FIELDS)?;
     let deal = schema
         .object("deal")
         .ok_or_else(|| ModelError::definition("kind", "no deal"))?;
@@ -164,24 +144,4 @@ pub(crate) fn query(
           ORDER BY c.id"
     );
     Ok(FeatureQuery { sql, columns })
-}
-
-fn ident_of(name: &str) -> String {
-    format!("\"{name}\"")
-}
-
-fn number(name: &str, log: bool) -> Column {
-    Column {
-        name: name.into(),
-        log,
-        category: false,
-    }
-}
-
-fn category(name: &str) -> Column {
-    Column {
-        name: name.into(),
-        log: false,
-        category: true,
-    }
 }
