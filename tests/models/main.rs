@@ -44,15 +44,17 @@ impl Env {
     /// Ingest runs first, so the history holds every change the loader makes (a snapshot
     /// copy would bring current state only).
     async fn start() -> Env {
-        Self::start_with(true).await
+        Self::start_with(SCALE).await
     }
 
     /// A workspace with a lake and no records.
     async fn start_empty() -> Env {
-        Self::start_with(false).await
+        Self::start_with(0).await
     }
 
-    async fn start_with(load: bool) -> Env {
+    /// `scale` contacts of the data set (none: an empty workspace).
+    async fn start_with(scale: usize) -> Env {
+        let load = scale > 0;
         let (db_name, db_url) = create_database().await;
         let db = DatabaseConfig {
             database_url: db_url.clone(),
@@ -84,7 +86,7 @@ impl Env {
             key: created.api_key,
             workspace: created.workspace_id,
             data: if load {
-                oneo_data::generate(SCALE, 7)
+                oneo_data::generate(scale, 7)
             } else {
                 oneo_data::Dataset::default()
             },
@@ -714,4 +716,87 @@ async fn lead_score_learns_who_wins_next_from_activity_before_each_cutoff() {
         env.data.contacts.len(),
         "every contact is scored"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn churn_risk_learns_which_customers_go_quiet() {
+    // Twice the usual scale: 1,200 companies, so that the customers at four cutoffs make the
+    // 1,000 rows training needs.
+    let env = Env::start_with(2 * SCALE).await;
+    env.wait_for_lake().await;
+    let today = chrono::Utc::now().date_naive();
+    let spec = FeatureSpec {
+        kind: ModelKind::ChurnRisk,
+        horizon_days: 90,
+        fields: vec![],
+    };
+    let session = env.session().await;
+    let rows = extract(&session, &spec, Purpose::Training)
+        .await
+        .expect("features");
+    let company_of: HashMap<String, usize> = env.ids["company"]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.to_string(), i))
+        .collect();
+    let epoch = chrono::NaiveDate::default();
+    let days = chrono::Duration::days;
+    let mut quiet = 0;
+    for (k, id) in rows.ids.iter().enumerate() {
+        let c = company_of[id];
+        let cutoff = epoch + days(rows.cutoffs[k].into());
+        let won_on = |d: &oneo_data::Deal| {
+            (d.company == c && d.stages.last() == Some(&"closed_won"))
+                .then(|| d.close_date.min(today))
+        };
+        assert!(
+            env.data
+                .deals
+                .iter()
+                .filter_map(won_on)
+                .any(|day| day <= cutoff),
+            "company {c} at {cutoff} had won nothing yet"
+        );
+        let won_after = env
+            .data
+            .deals
+            .iter()
+            .filter_map(won_on)
+            .any(|day| day > cutoff && day <= cutoff + days(90));
+        let active_after = env.data.activities.iter().any(|a| {
+            a.contact.is_some_and(|p| env.data.contacts[p].company == c)
+                && a.occurred_at.date() > cutoff
+                && a.occurred_at.date() <= cutoff + days(90)
+        });
+        let churned = !won_after && !active_after;
+        assert_eq!(rows.labels[k], Some(churned), "company {c} at {cutoff}");
+        quiet += usize::from(churned);
+    }
+    let trained =
+        Scorer::train(&spec, &rows, &Requirements::default(), Default::default()).expect("trained");
+    eprintln!(
+        "churn_risk: {} rows ({quiet} quiet), {} training, {} validation, AUC {:.4}, PR AUC {:.4}",
+        rows.len(),
+        trained.train_rows,
+        trained.validation_rows,
+        trained.metrics.roc_auc,
+        trained.metrics.pr_auc
+    );
+    assert!(
+        trained.metrics.roc_auc > 0.70,
+        "validation AUC {}",
+        trained.metrics.roc_auc
+    );
+    let customers = extract(&session, &spec, Purpose::Scoring { today })
+        .await
+        .expect("customers");
+    let expected = (0..env.data.companies.len())
+        .filter(|c| {
+            env.data
+                .deals
+                .iter()
+                .any(|d| d.company == *c && d.stages.last() == Some(&"closed_won"))
+        })
+        .count();
+    assert_eq!(customers.len(), expected, "every customer is scored");
 }

@@ -6,6 +6,7 @@
 //! [`oneo_query::WorkspaceSession::add_history`]) producing, per row, its record id, its
 //! label (training) and its cutoff day, then one column per raw feature.
 
+mod churn;
 mod lead;
 mod sql;
 mod win;
@@ -182,7 +183,7 @@ pub fn check(schema: &oneo_query::WorkspaceSchema, spec: &FeatureSpec) -> Result
     let own = match spec.kind {
         ModelKind::WinProbability => win::OWN_FIELDS,
         ModelKind::LeadScore => lead::OWN_FIELDS,
-        _ => &[],
+        ModelKind::ChurnRisk => churn::OWN_FIELDS,
     };
     for (i, f) in spec.fields.iter().enumerate() {
         let part = format!("fields[{i}]");
@@ -217,12 +218,7 @@ pub async fn extract(
     let query = match spec.kind {
         ModelKind::WinProbability => win::query(session.schema(), spec, purpose)?,
         ModelKind::LeadScore => lead::query(session.schema(), spec, purpose)?,
-        other => {
-            return Err(ModelError::definition(
-                "kind",
-                format!("{} is not built yet", other.as_str()),
-            ));
-        }
+        ModelKind::ChurnRisk => churn::query(session.schema(), spec, purpose)?,
     };
     let batches = run_query(session, &query.sql).await?;
     let mut rows = collect(&batches, &query.columns)?;
