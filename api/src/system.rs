@@ -2,7 +2,8 @@
 //! readable by `/v1/sql` and Flight SQL like the record tables.
 //!
 //! `oneo.ingest_status` holds one row per record table of the workspace, as
-//! `GET /v1/ingest/status` reports it (present when ingest runs in this server).
+//! `GET /v1/ingest/status` reports it (present when ingest runs in this server);
+//! `oneo.scores` is the scores of the workspace's models (`crm.score`).
 
 use std::sync::Arc;
 
@@ -25,6 +26,9 @@ pub(crate) fn add_system_tables(
         let report = ingest.status.report(workspace);
         session.add_system_table("ingest_status", ingest_status(&report.tables)?)?;
     }
+    // Every record's latest score by each model: the system object `score` (see
+    // `oneo_catalog::system`), under the name the API documents.
+    session.add_system_alias("scores", "score")?;
     Ok(())
 }
 

@@ -20,6 +20,7 @@
 //! ```
 
 mod aggregate;
+mod alias;
 mod bucket;
 mod compare;
 mod dates;

@@ -385,6 +385,40 @@ impl WorkspaceSession {
         Ok(())
     }
 
+    /// Adds `name` to the schema `oneo` as another name of the object `object` of schema
+    /// `crm` (`oneo.scores` for `crm.score`), opened only when a query reads it. Nothing is
+    /// added where the workspace has no such object.
+    pub fn add_system_alias(&self, name: &str, object: &str) -> Result<(), QueryError> {
+        let Some(def) = self.schema.object(object) else {
+            return Ok(());
+        };
+        let shape = def.lake_schema();
+        let catalog = self.ctx.catalog(CATALOG).ok_or_else(|| {
+            QueryError::Engine(DataFusionError::Internal(
+                "the session has no catalog".into(),
+            ))
+        })?;
+        let schema = match catalog.schema(SYSTEM_SCHEMA) {
+            Some(s) => s,
+            None => {
+                let s: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
+                catalog.register_schema(SYSTEM_SCHEMA, Arc::clone(&s))?;
+                s
+            }
+        };
+        let alias = crate::alias::AliasTable {
+            target: Arc::clone(&self.tables) as Arc<dyn SchemaProvider>,
+            name: object.to_string(),
+            schema: Arc::clone(&shape),
+        };
+        schema.register_table(name.to_string(), Arc::new(alias))?;
+        self.system
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((name.to_string(), shape));
+        Ok(())
+    }
+
     /// The system tables in schema `oneo`, with their shapes.
     pub fn system_tables(&self) -> Vec<(String, SchemaRef)> {
         self.system

@@ -528,7 +528,7 @@ async fn models_train_deploy_and_score_through_the_api() {
     let (status, sql) = env
         .post(
             "/v1/sql",
-            &json!({"sql": "SELECT count(*) AS n, min(score) AS lo, max(score) AS hi FROM crm.score"}),
+            &json!({"sql": "SELECT count(*) AS n, min(score) AS lo, max(score) AS hi FROM oneo.scores"}),
         )
         .await;
     assert_eq!(status, 200, "{sql}");
