@@ -155,16 +155,24 @@ pub async fn run(
     oneo_ingest::check_wal_level(app.pool()).await?;
     let (workspace, created) = demo_workspace(app.pool()).await?;
     let ws_id = workspace.parse().context("workspace id")?;
-    if created {
-        eprintln!("loading sample data: {scale} contacts (seed {seed})");
-        crate::generate::run(app.pool(), ws_id, scale, seed, None).await?;
-    }
     let shutdown = shutdown_token();
     let (app, ingest) = crate::serve::start_ingest(app, &db, &lake, &shutdown)?;
     let app = app
         .with_workflows(workflows, &delivery)?
         .with_deliveries(delivery)?;
     crate::serve::wait_for_lake(&app, &ingest, &shutdown).await?;
+    if created {
+        // Loaded while ingest streams, so the lake's history holds every change (a deal's
+        // stages one by one), which the models learn from point in time.
+        eprintln!("loading sample data: {scale} contacts (seed {seed})");
+        crate::generate::run(app.pool(), ws_id, scale, seed, None).await?;
+        crate::serve::wait_for_lake(&app, &ingest, &shutdown).await?;
+    }
+    eprintln!("training and deploying the sample models");
+    let models = app
+        .ensure_demo_models(ws_id)
+        .await
+        .map_err(|e| anyhow::anyhow!("the sample models: {e}"))?;
     let flight = app.flight_server(&flight).await?;
     let mut conn = app.pool().acquire().await?;
     let (_, key) =
@@ -213,6 +221,24 @@ pub async fn run(
     println!("  dashboard: {base}/dashboards/{dashboard}?key={key}");
     println!(
         "             (data: curl -s -H 'Authorization: Bearer {key}' {base}/v1/dashboards/{dashboard}/data; PDF: .../export?format=pdf)"
+    );
+    for (model, outcome) in &models {
+        match outcome {
+            Ok(_) => println!(
+                "  model:     {} ({}, version {}): curl -s -H 'Authorization: Bearer {key}' {base}/v1/models/{}",
+                model.name,
+                model.kind,
+                model.deployed.unwrap_or_default(),
+                model.id
+            ),
+            Err(why) => println!(
+                "  model:     {} ({}) not deployed: {why}",
+                model.name, model.kind
+            ),
+        }
+    }
+    println!(
+        "  scores:    SELECT model, record_id, score FROM oneo.scores ORDER BY score DESC LIMIT 10   (/v1/sql, Flight SQL; one record: {base}/v1/scores/deal/<id>)"
     );
     println!("Ctrl-C stops it.");
     crate::serve::serve(app, Some(flight), Some(ingest), shutdown).await?;

@@ -204,6 +204,20 @@ impl Application {
         routes::dashboards::ensure(&self.state, workspace, spec).await
     }
 
+    /// Trains and deploys the sample models (`oneo demo`) unless deployed already.
+    pub async fn ensure_demo_models(
+        &self,
+        workspace: uuid::Uuid,
+    ) -> Result<
+        Vec<(
+            models::ModelRow,
+            std::result::Result<models::ScoreRun, String>,
+        )>,
+        error::ApiError,
+    > {
+        models::ensure_demo_models(&self.state, workspace).await
+    }
+
     /// The Flight SQL server over the same state (the lake given by [`Self::with_lake`]),
     /// bound to `cfg.flight_addr`; run it beside this one.
     pub async fn flight_server(

@@ -447,3 +447,139 @@ async fn write_scores(
     }
     Ok(run)
 }
+
+/// Adds a version of `model` to train: `training`, queued.
+pub async fn new_version(pool: &PgPool, workspace: Uuid, model: Uuid) -> Result<i32> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO oneo.model_versions (model_id, version, workspace_id, status, progress)
+         SELECT $1, coalesce(max(version), 0) + 1, $2, 'training', 'queued'
+           FROM oneo.model_versions WHERE model_id = $1
+         RETURNING version",
+    )
+    .bind(model)
+    .bind(workspace)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Deploys `version` (validated, or deployed before: a rollback), archives the one it
+/// replaces, and scores every open record with it.
+pub async fn deploy(
+    state: &AppState,
+    workspace: Uuid,
+    model: &ModelRow,
+    version: i32,
+) -> Result<(ModelRow, ScoreRun)> {
+    let status: Option<String> = sqlx::query_scalar(
+        "SELECT status FROM oneo.model_versions WHERE model_id = $1 AND version = $2",
+    )
+    .bind(model.id)
+    .bind(version)
+    .fetch_optional(&state.pool)
+    .await?;
+    match status.as_deref() {
+        None => {
+            return Err(ApiError::Validation(Issues::one(
+                "version",
+                format!("model {} has no version {}", model.id, version),
+            )));
+        }
+        Some("training" | "failed") => {
+            return Err(ApiError::conflict(
+                "not_validated",
+                format!(
+                    "version {} is {}: only a validated version can be deployed",
+                    version,
+                    status.unwrap_or_default()
+                ),
+                vec![],
+            ));
+        }
+        Some(_) => {}
+    }
+    ensure_score_field(state, workspace, model).await?;
+    let mut tx = state.pool.begin().await?;
+    sqlx::query(
+        "UPDATE oneo.model_versions SET status = 'archived'
+          WHERE model_id = $1 AND status = 'deployed' AND version <> $2",
+    )
+    .bind(model.id)
+    .bind(version)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE oneo.model_versions SET status = 'deployed', deployed_at = now()
+          WHERE model_id = $1 AND version = $2",
+    )
+    .bind(model.id)
+    .bind(version)
+    .execute(&mut *tx)
+    .await?;
+    let model: ModelRow = sqlx::query_as(crate::db::audited(&format!(
+        "UPDATE oneo.models SET deployed = $2, updated_at = now() WHERE id = $1 RETURNING {MODEL_COLUMNS}"
+    )))
+    .bind(model.id)
+    .bind(version)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let scoring = score(state, workspace, &model).await?;
+    Ok((model, scoring))
+}
+
+/// The models `oneo demo` deploys: (name, kind).
+pub const DEMO_MODELS: [(&str, &str); 3] = [
+    ("win_score", "win_probability"),
+    ("lead_score", "lead_score"),
+    ("churn_risk", "churn_risk"),
+];
+
+/// Each of [`DEMO_MODELS`] defined, trained and deployed in `workspace` unless it has a
+/// deployed version already; each one's model, and what went wrong for a model that failed.
+pub async fn ensure_demo_models(
+    state: &AppState,
+    workspace: Uuid,
+) -> Result<Vec<(ModelRow, std::result::Result<ScoreRun, String>)>> {
+    let mut out = Vec::new();
+    for (name, kind) in DEMO_MODELS {
+        sqlx::query(
+            "INSERT INTO oneo.models (id, workspace_id, name, kind, horizon_days)
+             VALUES ($1, $2, $3, $4, 90) ON CONFLICT (workspace_id, name) DO NOTHING",
+        )
+        .bind(Uuid::now_v7())
+        .bind(workspace)
+        .bind(name)
+        .bind(kind)
+        .execute(&state.pool)
+        .await?;
+        let model: ModelRow = sqlx::query_as(crate::db::audited(&format!(
+            "SELECT {MODEL_COLUMNS} FROM oneo.models WHERE workspace_id = $1 AND name = $2"
+        )))
+        .bind(workspace)
+        .bind(name)
+        .fetch_one(&state.pool)
+        .await?;
+        if model.deployed.is_some() {
+            out.push((model, Ok(ScoreRun::default())));
+            continue;
+        }
+        let version = new_version(&state.pool, workspace, model.id).await?;
+        train(state.clone(), workspace, model.clone(), version).await;
+        let (status, error): (String, Option<String>) = sqlx::query_as(
+            "SELECT status, error FROM oneo.model_versions WHERE model_id = $1 AND version = $2",
+        )
+        .bind(model.id)
+        .bind(version)
+        .fetch_one(&state.pool)
+        .await?;
+        if status != "validated" {
+            out.push((model, Err(error.unwrap_or(status))));
+            continue;
+        }
+        match deploy(state, workspace, &model, version).await {
+            Ok((model, run)) => out.push((model, Ok(run))),
+            Err(e) => out.push((model, Err(e.to_string()))),
+        }
+    }
+    Ok(out)
+}

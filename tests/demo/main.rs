@@ -216,6 +216,29 @@ async fn demo_without_a_server_runs_on_an_embedded_postgres_and_reuses_it() {
         "the demo must say why it runs on an embedded PostgreSQL:\n{log}"
     );
     assert!(first.banner.contains("(new)"), "{}", first.banner);
+    // The sample models are listed; at this small scale they have too few closed deals,
+    // contacts and customers to train, and the banner says so with the numbers.
+    for model in [
+        "win_score (win_probability)",
+        "lead_score (lead_score)",
+        "churn_risk (churn_risk)",
+    ] {
+        assert!(
+            first.banner.contains(&format!("model:     {model}")),
+            "{}",
+            first.banner
+        );
+    }
+    assert!(
+        first.banner.contains("not enough data:"),
+        "{}",
+        first.banner
+    );
+    assert!(
+        first.banner.contains("FROM oneo.scores"),
+        "{}",
+        first.banner
+    );
     assert!(dir.path().join("data/pg/PG_VERSION").exists());
     // Sample data went through PostgreSQL, ingest and the lake to DataFusion.
     assert_eq!(contacts_in_lake(&first).await, SCALE as i64);

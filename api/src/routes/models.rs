@@ -185,16 +185,7 @@ pub async fn train(
     caller.require(Role::Admin, "train models")?;
     let model = model(&state, &caller, &id).await?;
     crate::routes::reports::lake_config(&state)?;
-    let version: i32 = sqlx::query_scalar(
-        "INSERT INTO oneo.model_versions (model_id, version, workspace_id, status, progress)
-         SELECT $1, coalesce(max(version), 0) + 1, $2, 'training', 'queued'
-           FROM oneo.model_versions WHERE model_id = $1
-         RETURNING version",
-    )
-    .bind(model.id)
-    .bind(caller.workspace_id)
-    .fetch_one(&state.pool)
-    .await?;
+    let version = crate::models::new_version(&state.pool, caller.workspace_id, model.id).await?;
     tokio::spawn(crate::models::train(
         state.clone(),
         caller.workspace_id,
@@ -231,60 +222,8 @@ pub async fn deploy(
 ) -> Result<Json<Deployed>> {
     caller.require(Role::Admin, "deploy models")?;
     let model = model(&state, &caller, &id).await?;
-    let status: Option<String> = sqlx::query_scalar(
-        "SELECT status FROM oneo.model_versions WHERE model_id = $1 AND version = $2",
-    )
-    .bind(model.id)
-    .bind(body.version)
-    .fetch_optional(&state.pool)
-    .await?;
-    match status.as_deref() {
-        None => {
-            return Err(ApiError::Validation(Issues::one(
-                "version",
-                format!("model {} has no version {}", model.id, body.version),
-            )));
-        }
-        Some("training" | "failed") => {
-            return Err(ApiError::conflict(
-                "not_validated",
-                format!(
-                    "version {} is {}: only a validated version can be deployed",
-                    body.version,
-                    status.unwrap_or_default()
-                ),
-                vec![],
-            ));
-        }
-        Some(_) => {}
-    }
-    crate::models::ensure_score_field(&state, caller.workspace_id, &model).await?;
-    let mut tx = state.pool.begin().await?;
-    sqlx::query(
-        "UPDATE oneo.model_versions SET status = 'archived'
-          WHERE model_id = $1 AND status = 'deployed' AND version <> $2",
-    )
-    .bind(model.id)
-    .bind(body.version)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "UPDATE oneo.model_versions SET status = 'deployed', deployed_at = now()
-          WHERE model_id = $1 AND version = $2",
-    )
-    .bind(model.id)
-    .bind(body.version)
-    .execute(&mut *tx)
-    .await?;
-    let model: ModelRow = sqlx::query_as(crate::db::audited(&format!(
-        "UPDATE oneo.models SET deployed = $2, updated_at = now() WHERE id = $1 RETURNING {MODEL_COLUMNS}"
-    )))
-    .bind(model.id)
-    .bind(body.version)
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    let scoring = crate::models::score(&state, caller.workspace_id, &model).await?;
+    let (model, scoring) =
+        crate::models::deploy(&state, caller.workspace_id, &model, body.version).await?;
     Ok(Json(Deployed { model, scoring }))
 }
 
