@@ -30,6 +30,10 @@ CREATE TABLE oneo.model_versions (
     validation_rows integer,
     -- The Delta version of every lake table read: the version can be trained again exactly.
     table_versions  jsonb,
+    -- Population stability per feature between the training rows and the records last
+    -- scored, and when.
+    drift           jsonb,
+    drift_at        timestamptz,
     -- The artifact's path under the lake's root.
     artifact        text,
     created_at      timestamptz NOT NULL DEFAULT now(),

@@ -293,9 +293,22 @@ async fn score_inner(state: &AppState, workspace: Uuid, model: &ModelRow) -> Res
     let rows = oneo_models::extract(&session, &scorer.spec, Purpose::Scoring { today })
         .await
         .map_err(model_error)?;
-    let scores = tokio::task::spawn_blocking(move || scorer.score(&rows))
-        .await
-        .map_err(|e| ApiError::Query(format!("scoring stopped: {e}")))?;
+    let (scores, drift) =
+        tokio::task::spawn_blocking(move || (scorer.score(&rows), scorer.drift(&rows)))
+            .await
+            .map_err(|e| ApiError::Query(format!("scoring stopped: {e}")))?;
+    let drift: Vec<Value> = drift
+        .iter()
+        .map(|(f, psi)| json!({"feature": f, "psi": (psi * 1e4).round() / 1e4}))
+        .collect();
+    sqlx::query(
+        "UPDATE oneo.model_versions SET drift = $3, drift_at = now() WHERE model_id = $1 AND version = $2",
+    )
+    .bind(model.id)
+    .bind(version)
+    .bind(Value::Array(drift))
+    .execute(&state.pool)
+    .await?;
     write_scores(state, workspace, model, version, &scores).await
 }
 

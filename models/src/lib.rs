@@ -20,6 +20,7 @@
 //! validate, as scores are always used on rows newer than anything trained on.
 
 pub mod artifact;
+pub mod drift;
 pub mod encode;
 pub mod error;
 pub mod features;

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::drift::Reference;
 use crate::encode::{ColumnEncoding, Encoder, RawColumn, RawValues};
 use crate::error::ModelError;
 use crate::features::{FeatureRows, FeatureSpec};
@@ -18,6 +19,9 @@ pub struct Scorer {
     pub model: LogisticModel,
     /// The F1-best threshold on the training rows: a score at or above it counts as "yes".
     pub threshold: f64,
+    /// The training rows' distribution of every model column, for drift.
+    #[serde(default)]
+    pub reference: Reference,
 }
 
 /// What training a version found.
@@ -95,18 +99,28 @@ impl Scorer {
         );
         let trained = fit_and_measure(&set, &older, &newer, params)?;
         let importance = trained.model.importance();
+        let reference = Reference::fit(&set.features, &set.rows[..train.len()]);
         Ok(Training {
             scorer: Scorer {
                 spec: spec.clone(),
                 encoder,
                 model: trained.model,
                 threshold: trained.threshold,
+                reference,
             },
             metrics: trained.metrics,
             train_rows: train.len(),
             validation_rows: validate.len(),
             importance,
         })
+    }
+
+    /// Each model column's population stability index between the training rows and `rows`.
+    pub fn drift(&self, rows: &FeatureRows) -> Vec<(String, f64)> {
+        let encoded: Vec<Vec<f64>> = (0..rows.len())
+            .map(|i| self.encoder.encode_row(&rows.columns, i))
+            .collect();
+        self.reference.psi(&encoded)
     }
 
     /// Every row's score, in the rows' order.

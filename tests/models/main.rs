@@ -492,6 +492,22 @@ async fn models_train_deploy_and_score_through_the_api() {
     assert_eq!(status, 200, "{deployed}");
     assert_eq!(deployed["scoring"]["scored"], open.len(), "{deployed}");
     assert_eq!(deployed["scoring"]["changed"], open.len(), "{deployed}");
+    // Drift: today's open deals against the closed ones trained on, per feature.
+    let (_, detail) = env.get(&format!("/v1/models/{id}")).await;
+    let drift = detail["versions"][0]["drift"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let psi = |f: &str| {
+        drift
+            .iter()
+            .find(|d| d["feature"] == f)
+            .and_then(|d| d["psi"].as_f64())
+    };
+    assert!(psi("meetings").is_some(), "{detail}");
+    // Open deals sit in every stage, while the closed ones were trained on as they stood
+    // just before closing: the stage mix differs, and the PSI says so.
+    assert!(psi("stage_changes").is_some_and(|p| p > 0.1), "{drift:?}");
     let deal = env.ids["deal"][open[0]].to_string();
     let (status, scored) = env.get(&format!("/v1/scores/deal/{deal}")).await;
     assert_eq!(status, 200, "{scored}");

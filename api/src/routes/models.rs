@@ -49,6 +49,11 @@ pub struct ModelVersion {
     /// The Delta version of each lake table it was trained on.
     #[schema(value_type = Option<Object>)]
     table_versions: Option<sqlx::types::Json<Value>>,
+    /// Per feature, the population stability index between the training rows and the
+    /// records last scored (`{feature, psi}`; above 0.25: the population moved).
+    #[schema(value_type = Option<Object>)]
+    drift: Option<sqlx::types::Json<Value>>,
+    drift_at: Option<DateTime<Utc>>,
     artifact: Option<String>,
     created_at: DateTime<Utc>,
     finished_at: Option<DateTime<Utc>>,
@@ -76,7 +81,7 @@ async fn model(state: &AppState, caller: &Caller, id: &str) -> Result<ModelRow> 
 async fn versions(state: &AppState, model: Uuid) -> Result<Vec<ModelVersion>> {
     Ok(sqlx::query_as(
         "SELECT version, status, progress, error, metrics, importance, train_rows, validation_rows,
-                table_versions, artifact, created_at, finished_at, deployed_at
+                table_versions, drift, drift_at, artifact, created_at, finished_at, deployed_at
            FROM oneo.model_versions WHERE model_id = $1 ORDER BY version DESC",
     )
     .bind(model)
