@@ -17,6 +17,8 @@
 //! - `… -- workflows --rate 500 --seconds 20 --burst 5000`: a three-step workflow (update,
 //!   condition, create) started by deals won through the API: trigger-to-completion p50/p95
 //!   at a steady rate, then runs/s from a burst committed at once.
+//! - `… -- models --rows 500000 --features 23`: training time on a synthetic matrix (about 30
+//!   model columns), batch scoring rows/s with and without factors, single-record p99.
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +31,7 @@ use serde_json::{Value, json};
 mod dashboard;
 mod flight;
 mod ingest;
+mod models;
 mod reports;
 mod workflows;
 use sqlx::{Connection, PgConnection};
@@ -102,6 +105,18 @@ enum Command {
         /// Timed opens of the data endpoint.
         #[arg(long, default_value_t = 500)]
         opens: usize,
+    },
+    /// Model training and scoring speed on a synthetic matrix (no database).
+    Models {
+        /// Labelled rows to train on (80 % train, 20 % validate).
+        #[arg(long, default_value_t = 500_000)]
+        rows: usize,
+        /// Numeric features beside one 8-valued category.
+        #[arg(long, default_value_t = 23)]
+        features: usize,
+        /// Rows scored in the batch measurements.
+        #[arg(long, default_value_t = 1_000_000)]
+        score_rows: usize,
     },
     /// A three-step workflow's trigger-to-completion latency and throughput.
     Workflows {
@@ -232,6 +247,14 @@ async fn api_bench(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Models {
+        rows,
+        features,
+        score_rows,
+    } = cli.command
+    {
+        return models::bench(rows, features, score_rows);
+    }
     let db_name = match &cli.keep {
         Some(name) => format!("oneo_bench_{name}"),
         None => format!("oneo_bench_{}", uuid::Uuid::new_v4().simple()),
@@ -288,6 +311,8 @@ async fn main() -> anyhow::Result<()> {
         let ingest_cfg =
             oneo_ingest::IngestConfig::new(&db.database_url, lake.path().to_string_lossy());
         let outcome = match cli.command {
+            // Run above, before any database.
+            Command::Models { .. } => Ok(()),
             Command::Api {
                 single,
                 bulk_requests,
