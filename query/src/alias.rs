@@ -10,7 +10,10 @@ use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::Expr;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::{CastExpr, Column};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::projection::ProjectionExec;
 
 #[derive(Debug)]
 pub(crate) struct AliasTable {
@@ -43,10 +46,45 @@ impl TableProvider for AliasTable {
             DataFusionError::Plan(format!("the table {} is not there", self.name))
         })?;
         let all: Vec<usize> = (0..self.schema.fields().len()).collect();
+        let projection = projection.unwrap_or(&all);
         // The filters stay above the scan (nothing is pushed down), so passing none is exact.
         let _ = filters;
-        table
-            .scan(state, Some(projection.unwrap_or(&all)), &[], limit)
-            .await
+        let plan = table.scan(state, Some(projection), &[], limit).await?;
+        // Sessions reading strings as views scan them as `Utf8View` where the catalog says
+        // `Utf8` (and an empty table as `Utf8`): cast to the declared types.
+        let declared = self.schema.project(projection)?;
+        let scanned = plan.schema();
+        if declared.fields().len() != scanned.fields().len() {
+            return Err(DataFusionError::Internal(format!(
+                "{} scanned {} columns for {}",
+                self.name,
+                scanned.fields().len(),
+                declared.fields().len()
+            )));
+        }
+        if declared
+            .fields()
+            .iter()
+            .zip(scanned.fields())
+            .all(|(d, s)| d.data_type() == s.data_type())
+        {
+            return Ok(plan);
+        }
+        let exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = declared
+            .fields()
+            .iter()
+            .zip(scanned.fields())
+            .enumerate()
+            .map(|(i, (d, s))| {
+                let column: Arc<dyn PhysicalExpr> = Arc::new(Column::new(s.name(), i));
+                let expr: Arc<dyn PhysicalExpr> = if d.data_type() == s.data_type() {
+                    column
+                } else {
+                    Arc::new(CastExpr::new(column, d.data_type().clone(), None))
+                };
+                (expr, d.name().clone())
+            })
+            .collect();
+        Ok(Arc::new(ProjectionExec::try_new(exprs, plan)?))
     }
 }

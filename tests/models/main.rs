@@ -549,6 +549,19 @@ async fn models_train_deploy_and_score_through_the_api() {
         .await;
     assert_eq!(status, 200, "{sql}");
     assert_eq!(sql["rows"][0][0], open.len(), "{sql}");
+    // Text columns too (a session reading strings as views casts them to the catalog's).
+    let (status, sql) = env
+        .post(
+            "/v1/sql",
+            &json!({"sql": "SELECT model, kind, object, count(*) FROM oneo.scores GROUP BY model, kind, object"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{sql}");
+    assert_eq!(
+        sql["rows"],
+        json!([["win_score", "win_probability", "deal", open.len()]]),
+        "{sql}"
+    );
     let (status, sql) = env
         .post(
             "/v1/sql",
