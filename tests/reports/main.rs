@@ -489,12 +489,14 @@ async fn other_workspaces_stay_invisible(env: &Env) {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["rows"],
-        // The objects, and the workflow runs and steps every workspace streams to its lake.
+        // The objects, and the model scores, workflow runs and steps every workspace streams
+        // to its lake.
         json!([
             ["activity"],
             ["company"],
             ["contact"],
             ["deal"],
+            ["score"],
             ["workflow_run"],
             ["workflow_step"]
         ])
