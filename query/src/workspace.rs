@@ -362,19 +362,7 @@ impl WorkspaceSession {
     /// Adds `name` to the schema `oneo` (system tables such as `ingest_status`), holding
     /// `batch`. The caller puts in this workspace's rows only: the table is the session's.
     pub fn add_system_table(&self, name: &str, batch: RecordBatch) -> Result<(), QueryError> {
-        let catalog = self.ctx.catalog(CATALOG).ok_or_else(|| {
-            QueryError::Engine(DataFusionError::Internal(
-                "the session has no catalog".into(),
-            ))
-        })?;
-        let schema = match catalog.schema(SYSTEM_SCHEMA) {
-            Some(s) => s,
-            None => {
-                let s: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
-                catalog.register_schema(SYSTEM_SCHEMA, Arc::clone(&s))?;
-                s
-            }
-        };
+        let schema = self.system_schema()?;
         let shape = batch.schema();
         let table = MemTable::try_new(Arc::clone(&shape), vec![vec![batch]])?;
         schema.register_table(name.to_string(), Arc::new(table))?;
@@ -393,19 +381,7 @@ impl WorkspaceSession {
             return Ok(());
         };
         let shape = def.lake_schema();
-        let catalog = self.ctx.catalog(CATALOG).ok_or_else(|| {
-            QueryError::Engine(DataFusionError::Internal(
-                "the session has no catalog".into(),
-            ))
-        })?;
-        let schema = match catalog.schema(SYSTEM_SCHEMA) {
-            Some(s) => s,
-            None => {
-                let s: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
-                catalog.register_schema(SYSTEM_SCHEMA, Arc::clone(&s))?;
-                s
-            }
-        };
+        let schema = self.system_schema()?;
         let alias = crate::alias::AliasTable {
             target: Arc::clone(&self.tables) as Arc<dyn SchemaProvider>,
             name: object.to_string(),
@@ -417,6 +393,23 @@ impl WorkspaceSession {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push((name.to_string(), shape));
         Ok(())
+    }
+
+    /// The schema `oneo`, created on first use.
+    fn system_schema(&self) -> Result<Arc<dyn SchemaProvider>, QueryError> {
+        let catalog = self.ctx.catalog(CATALOG).ok_or_else(|| {
+            QueryError::Engine(DataFusionError::Internal(
+                "the session has no catalog".into(),
+            ))
+        })?;
+        Ok(match catalog.schema(SYSTEM_SCHEMA) {
+            Some(s) => s,
+            None => {
+                let s: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
+                catalog.register_schema(SYSTEM_SCHEMA, Arc::clone(&s))?;
+                s
+            }
+        })
     }
 
     /// The system tables in schema `oneo`, with their shapes.

@@ -11,10 +11,8 @@
 
 use oneo_query::WorkspaceSchema;
 
-use super::sql::{changes, day, field_feature, ident};
-use super::{
-    FeatureQuery, FeatureSpec, Purpose, category, field_column, ident_of, number, require,
-};
+use super::sql::{changes, columns, day, field_feature, ident, training_cutoffs};
+use super::{FeatureQuery, FeatureSpec, Purpose, category, field_column, number, require};
 use crate::error::ModelError;
 
 const CONTACT_FIELDS: &[&str] = &["title", "lead_source", "company"];
@@ -25,21 +23,6 @@ const DEAL_FIELDS: &[&str] = &["stage", "close_date", "contact"];
 const ACTIVITY_FIELDS: &[&str] = &["type", "occurred_at", "contact"];
 /// How many cutoffs, one horizon apart, training takes.
 const CUTOFFS: i64 = 4;
-
-fn columns(fields: &[&str], extra: &[String]) -> Result<Vec<String>, ModelError> {
-    let mut out = vec![ident_of("id")];
-    for f in fields
-        .iter()
-        .map(|f| f.to_string())
-        .chain(extra.iter().cloned())
-    {
-        let q = ident(&f)?;
-        if !out.contains(&q) {
-            out.push(q);
-        }
-    }
-    Ok(out)
-}
 
 pub(crate) fn query(
     schema: &WorkspaceSchema,
@@ -70,16 +53,7 @@ pub(crate) fn query(
     let horizon = i64::from(spec.horizon_days);
     let (cutoffs, label) = match purpose {
         Purpose::Training => (
-            format!(
-                "SELECT CAST(r.today - {horizon} * k.k AS INT) AS cut_day
-                   FROM (SELECT max({}) AS today FROM history.\"deal\") r
-                  CROSS JOIN (VALUES {}) AS k(k)",
-                day("_commit_ts"),
-                (1..=CUTOFFS)
-                    .map(|k| format!("({k})"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            training_cutoffs(horizon, CUTOFFS),
             "coalesce(oc.won_after, 0) > 0".to_string(),
         ),
         Purpose::Scoring { today } => {

@@ -141,10 +141,6 @@ pub(crate) fn require(
     Ok(())
 }
 
-pub(crate) fn ident_of(name: &str) -> String {
-    format!("\"{name}\"")
-}
-
 pub(crate) fn number(name: &str, log: bool) -> Column {
     Column {
         name: name.into(),

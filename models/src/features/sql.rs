@@ -46,3 +46,35 @@ pub fn changes(object: &str, columns: &[String], with_current: bool) -> String {
          FROM crm.{object} WHERE id NOT IN (SELECT id FROM history.{object})"
     )
 }
+
+/// `object`'s `id` and `fields`, then `extra` (the model's own added fields), each once, as
+/// quoted identifiers.
+pub fn columns(fields: &[&str], extra: &[String]) -> Result<Vec<String>, ModelError> {
+    let mut out = vec!["\"id\"".to_string()];
+    for f in fields
+        .iter()
+        .map(|f| f.to_string())
+        .chain(extra.iter().cloned())
+    {
+        let q = ident(&f)?;
+        if !out.contains(&q) {
+            out.push(q);
+        }
+    }
+    Ok(out)
+}
+
+/// Training's cutoff days: `count` of them, `horizon` days apart, the newest a horizon before
+/// the newest deal change (so every label's window has passed).
+pub fn training_cutoffs(horizon: i64, count: i64) -> String {
+    format!(
+        "SELECT CAST(r.today - {horizon} * k.k AS INT) AS cut_day
+           FROM (SELECT max({}) AS today FROM history.\"deal\") r
+          CROSS JOIN (VALUES {}) AS k(k)",
+        day("_commit_ts"),
+        (1..=count)
+            .map(|k| format!("({k})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}

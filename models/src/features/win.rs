@@ -8,10 +8,8 @@
 
 use oneo_query::WorkspaceSchema;
 
-use super::sql::{changes, day, field_feature, ident};
-use super::{
-    FeatureQuery, FeatureSpec, Purpose, category, field_column, ident_of, number, require,
-};
+use super::sql::{changes, columns, day, field_feature, ident};
+use super::{FeatureQuery, FeatureSpec, Purpose, category, field_column, number, require};
 use crate::error::ModelError;
 
 const CLOSED: &str = "('closed_won', 'closed_lost')";
@@ -32,21 +30,8 @@ pub(crate) fn query(
     let deal = schema
         .object("deal")
         .ok_or_else(|| ModelError::definition("kind", "no deal"))?;
-    let mut deal_cols = vec![ident_of("id")];
-    for f in DEAL_FIELDS
-        .iter()
-        .map(|f| f.to_string())
-        .chain(spec.fields.iter().cloned())
-    {
-        let q = ident(&f)?;
-        if !deal_cols.contains(&q) {
-            deal_cols.push(q);
-        }
-    }
-    let mut act_cols = vec![ident_of("id")];
-    for f in ACTIVITY_FIELDS {
-        act_cols.push(ident(f)?);
-    }
+    let deal_cols = columns(DEAL_FIELDS, &spec.fields)?;
+    let act_cols = columns(ACTIVITY_FIELDS, &[])?;
     let scoring = matches!(purpose, Purpose::Scoring { .. });
     let deals = changes(&ident("deal")?, &deal_cols, scoring);
     let activities = changes(&ident("activity")?, &act_cols, scoring);
